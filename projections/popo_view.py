@@ -1,0 +1,108 @@
+"""The runs/watchers/timers view for the in-memory store (``memory://``)."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from datetime import datetime
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.popo import POPOTrackingRecorder
+
+from projections.rows import RunRow, timer_due, watcher_topic
+from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
+
+
+class POPORunsView(POPOTrackingRecorder):
+    """Dicts guarded by the recorder's lock; the same contract as the SQL views."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: dict[str, RunRow] = {}
+        self._order: list[tuple[int, str]] = []
+        self._watchers: dict[str, dict[str, None]] = {}
+        self._timers: dict[str, datetime] = {}
+
+    def position(self) -> int:
+        return self.max_tracking_id(APPLICATION_NAME) or 0
+
+    def load_rows(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
+        with self._database_lock:
+            return {run_id: self._rows[run_id] for run_id in run_ids if run_id in self._rows}
+
+    def write_page(self, rows: Sequence[RunRow], expected: int, last: int) -> None:
+        with self._database_lock:
+            if (self._max_tracking_ids[APPLICATION_NAME] or 0) != expected:
+                raise PositionConflictError
+            for row in rows:
+                self._put(row)
+            self._assert_tracking_uniqueness(Tracking(APPLICATION_NAME, last))
+            self._insert_tracking(Tracking(APPLICATION_NAME, last))
+
+    def _put(self, row: RunRow) -> None:
+        old = self._rows.get(row.run_id)
+        if old is None:
+            bisect.insort(self._order, (row.seq, row.run_id))
+        else:
+            old_topic = watcher_topic(old)
+            if old_topic is not None:
+                self._watchers.get(old_topic, {}).pop(row.run_id, None)
+        self._rows[row.run_id] = row
+        topic = watcher_topic(row)
+        if topic is not None:
+            self._watchers.setdefault(topic, {})[row.run_id] = None
+        due = timer_due(row)
+        if due is None:
+            self._timers.pop(row.run_id, None)
+        else:
+            self._timers[row.run_id] = due
+
+    def get_row(self, run_id: str) -> RunRow | None:
+        with self._database_lock:
+            return self._rows.get(run_id)
+
+    def list_rows(self, query: RunsQuery) -> list[RunRow]:
+        with self._database_lock:
+            start = 0
+            if query.after_seq is not None:
+                start = bisect.bisect_right(self._order, (query.after_seq, "\uffff"))
+            found: list[RunRow] = []
+            for _, run_id in self._order[start:]:
+                row = self._rows[run_id]
+                if query.workflow is not None and row.workflow != query.workflow:
+                    continue
+                if query.status is not None and row.status is not query.status:
+                    continue
+                found.append(row)
+                if len(found) >= query.limit:
+                    break
+            return found
+
+    def waiting_on(self, topic: str) -> list[str]:
+        with self._database_lock:
+            return list(self._watchers.get(topic, {}))
+
+    def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
+        with self._database_lock:
+            due = sorted((at, run_id) for run_id, at in self._timers.items() if at <= until)
+            return [(run_id, at) for at, run_id in due[:limit]]
+
+    def next_due(self) -> datetime | None:
+        with self._database_lock:
+            return min(self._timers.values(), default=None)
+
+    def runnable(self, limit: int) -> list[str]:
+        with self._database_lock:
+            running = [r.run_id for r in self._rows.values() if r.status == "running"]
+            return running[:limit]
+
+    def clear(self) -> None:
+        with self._database_lock:
+            self._rows.clear()
+            self._order.clear()
+            self._watchers.clear()
+            self._timers.clear()
+            self._max_tracking_ids.pop(APPLICATION_NAME, None)
+
+    def close(self) -> None:
+        """Nothing to release in memory."""

@@ -1,0 +1,156 @@
+"""The ``runs`` read model's row and how one fact changes it.
+
+:func:`apply_fact` mirrors :func:`stemlog.fold.evolve` for the columns a
+status view needs, without keeping step values, so a row stays small however
+long the run. ``watchers`` and ``timers`` rows are derived from a run's row
+(:func:`watcher_topic`, :func:`timer_due`), so the three models always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, final
+
+from stemlog.facts import (
+    AnyFact,
+    EventAwaited,
+    EventReceived,
+    EventTimedOut,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunRewound,
+    RunStarted,
+    SleepElapsed,
+    SleepStarted,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+)
+from stemlog.records import RunStatus
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One row of the ``runs`` model.
+
+    ``seq`` is the log position of the run's ``RunStarted`` (the order of
+    ``list_runs``); ``inbox`` counts payloads sent before the run waited.
+    """
+
+    run_id: str
+    seq: int
+    workflow: str
+    kind: str
+    version: int
+    status: RunStatus
+    params: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    position: int
+    parent_run_id: str | None = None
+    ttl: float | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    current_step: str | None = None
+    wait_topic: str | None = None
+    wake_at: datetime | None = None
+    deadline: datetime | None = None
+    retry_at: datetime | None = None
+    attempts: int = 0
+    cancel_reason: str | None = None
+    ended_at: datetime | None = None
+    inbox: dict[str, int] = field(default_factory=dict)
+
+
+def _label(step: str, iteration: int) -> str:
+    return step if iteration == 0 else f"{step}#{iteration}"
+
+
+def start_row(fact: RunStarted, seq: int) -> RunRow:
+    """The row of a run that just started at log position ``seq``."""
+    return RunRow(
+        run_id=str(fact.originator_id),
+        seq=seq,
+        workflow=fact.workflow,
+        kind=fact.kind,
+        version=fact.workflow_version,
+        status=RunStatus.RUNNING,
+        params=fact.params,
+        created_at=fact.timestamp,
+        updated_at=fact.timestamp,
+        position=fact.originator_version,
+        parent_run_id=fact.parent_run_id,
+        ttl=fact.ttl,
+    )
+
+
+_NO_WAIT: dict[str, Any] = {"wait_topic": None, "wake_at": None, "deadline": None}
+
+
+def apply_fact(row: RunRow, fact: AnyFact) -> RunRow:
+    """The row after one more fact (pure)."""
+    base = {"updated_at": fact.timestamp, "position": fact.originator_version}
+    match fact:
+        case StepStarted(step=step, iteration=iteration, attempt=attempt):
+            changes = {"current_step": _label(step, iteration), "attempts": attempt, "retry_at": None}
+        case StepCompleted():
+            changes = {"current_step": None, "attempts": 0}
+        case StepFailed(error=error, retry_at=retry_at):
+            changes = {"error": error, "retry_at": retry_at}
+        case EventAwaited(topic=topic, deadline=deadline):
+            changes = _await(row, topic, deadline)
+        case EventReceived(topic=topic):
+            changes = _receive(row, topic)
+        case EventTimedOut() | SleepElapsed():
+            changes = {"status": RunStatus.RUNNING, **_NO_WAIT}
+        case SleepStarted(wake_at=wake_at):
+            changes = {"status": RunStatus.SUSPENDED, **_NO_WAIT, "wake_at": wake_at}
+        case RunCompleted(result=result):
+            changes = _end(fact.timestamp, RunStatus.COMPLETED) | {"result": result, "error": None}
+        case RunFailed(error=error):
+            changes = _end(fact.timestamp, RunStatus.FAILED) | {"error": error}
+        case RunCancelled(reason=reason):
+            changes = _end(fact.timestamp, RunStatus.CANCELLED) | {"cancel_reason": reason}
+        case RunRewound():
+            changes = {"status": RunStatus.RUNNING, **_NO_WAIT, "ended_at": None, "result": None,
+                       "error": None, "cancel_reason": None, "current_step": None, "attempts": 0}
+        case RunStarted():
+            raise ValueError("RunStarted starts a row: use start_row")
+    return replace(row, **base, **changes)
+
+
+def _await(row: RunRow, topic: str, deadline: datetime | None) -> dict[str, Any]:
+    if row.inbox.get(topic, 0) > 0:  # a payload sent earlier satisfies the wait at once
+        inbox = dict(row.inbox)
+        inbox[topic] -= 1
+        return {"inbox": {k: v for k, v in inbox.items() if v}}
+    return {"status": RunStatus.SUSPENDED, **_NO_WAIT, "wait_topic": topic, "deadline": deadline}
+
+
+def _receive(row: RunRow, topic: str) -> dict[str, Any]:
+    if row.status is RunStatus.SUSPENDED and row.wait_topic == topic:
+        return {"status": RunStatus.RUNNING, **_NO_WAIT}
+    inbox = dict(row.inbox)
+    inbox[topic] = inbox.get(topic, 0) + 1
+    return {"inbox": inbox}
+
+
+def _end(at: datetime, status: RunStatus) -> dict[str, Any]:
+    return {"status": status, "ended_at": at, **_NO_WAIT, "retry_at": None, "current_step": None}
+
+
+def watcher_topic(row: RunRow) -> str | None:
+    """The topic the run waits on, for the ``watchers`` model."""
+    return row.wait_topic if row.status is RunStatus.SUSPENDED else None
+
+
+def timer_due(row: RunRow) -> datetime | None:
+    """When the worker must act on the run by itself, for the ``timers`` model."""
+    if row.status is RunStatus.SUSPENDED:
+        return row.wake_at if row.wake_at is not None else row.deadline
+    if row.status is RunStatus.RUNNING:
+        return row.retry_at
+    return None

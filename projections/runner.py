@@ -1,0 +1,86 @@
+"""Keeping the views caught up with the log, a page per transaction.
+
+The projector reads notifications after the view's tracked position, folds
+them into the affected rows and writes the rows with the new position in one
+transaction (exactly-once: the position moves only with the rows, and only
+from the position the page was read at). It is driven by the app: after each
+commit, and synchronously before any query that must see the log's head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, final
+
+from eventsourcing.application import Application
+
+from projections.rows import RunRow, apply_fact, start_row
+from projections.view import RunsView
+from stemlog.facts import AnyFact, RunStarted
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    """What one page changed: the facts applied and the rows they left."""
+
+    facts: Sequence[AnyFact]
+    rows: Sequence[RunRow]
+    position: int
+
+
+@final
+class Projector:
+    """Applies the log to a view (blocking calls: run them in a thread)."""
+
+    def __init__(self, log: Application[Any], view: RunsView, page_size: int = 1000) -> None:
+        self.log = log
+        self.view = view
+        self.page_size = page_size
+
+    def head(self) -> int:
+        """The log's last notification id (0 for an empty log)."""
+        return self.log.recorder.max_notification_id() or 0
+
+    def lag(self) -> int:
+        """How many notifications the view is behind the log."""
+        return self.head() - self.view.position()
+
+    def apply_page(self, stop: int | None = None) -> PageResult | None:
+        """Apply the next page of notifications (up to ``stop``); ``None`` when caught up.
+
+        Raises:
+            PositionConflictError: another projector applied this page first.
+        """
+        expected = self.view.position()
+        if stop is not None and expected >= stop:
+            return None
+        notifications = self.log.recorder.select_notifications(
+            start=expected + 1, limit=self.page_size, stop=stop
+        )
+        if not notifications:
+            return None
+        mapper = self.log.mapper
+        facts: list[AnyFact] = [mapper.to_domain_event(n) for n in notifications]
+        touched = [str(f.originator_id) for f in facts if not isinstance(f, RunStarted)]
+        rows = self.view.load_rows(list(dict.fromkeys(touched)))
+        for notification, fact in zip(notifications, facts, strict=True):
+            run_id = str(fact.originator_id)
+            if isinstance(fact, RunStarted):
+                rows[run_id] = start_row(fact, notification.id)
+            elif run_id in rows:
+                rows[run_id] = apply_fact(rows[run_id], fact)
+        changed = [rows[run_id] for run_id in dict.fromkeys(str(f.originator_id) for f in facts)
+                   if run_id in rows]
+        last = notifications[-1].id
+        self.view.write_page(changed, expected, last)
+        return PageResult(facts, changed, last)
+
+    def catch_up(self, stop: int | None = None) -> list[PageResult]:
+        """Apply pages until the view reaches ``stop`` (default: the head when called)."""
+        target = self.head() if stop is None else stop
+        pages: list[PageResult] = []
+        while (page := self.apply_page(target)) is not None:
+            pages.append(page)
+        return pages

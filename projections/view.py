@@ -1,0 +1,89 @@
+"""What every store's ``runs``/``watchers``/``timers`` view offers.
+
+A view is an eventsourcing tracking recorder living in the same database as
+the log (POPO, SQLite or PostgreSQL). Its tables change together with its
+tracking row in one transaction, so a notification is applied exactly once
+even across crashes; :meth:`RunsView.write_page` also compares the tracked
+position with the one the page was computed from, so two projectors can never
+both apply the same page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, final
+
+from projections.rows import RunRow
+from stemlog.records import RunStatus
+
+APPLICATION_NAME = "stemlog"
+"""The upstream application name the views track."""
+
+
+class PositionConflictError(Exception):
+    """Another projector moved the view since this page was read."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunsQuery:
+    """Filters and keyset pagination for ``list_runs``."""
+
+    workflow: str | None = None
+    status: RunStatus | None = None
+    limit: int = 100
+    after_seq: int | None = None
+
+
+class RunsView(Protocol):
+    """The read side the engine and status queries use (blocking; run in threads)."""
+
+    def position(self) -> int:
+        """The last notification id applied (0 before any)."""
+        ...
+
+    def load_rows(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
+        """The current rows of these runs (absent runs are left out)."""
+        ...
+
+    def write_page(self, rows: Sequence[RunRow], expected: int, last: int) -> None:
+        """Store changed rows and move the position from ``expected`` to ``last`` atomically.
+
+        Raises:
+            PositionConflictError: the position is not ``expected`` any more.
+        """
+        ...
+
+    def get_row(self, run_id: str) -> RunRow | None:
+        """One run's row."""
+        ...
+
+    def list_rows(self, query: RunsQuery) -> list[RunRow]:
+        """Rows in start order, filtered, after ``query.after_seq``."""
+        ...
+
+    def waiting_on(self, topic: str) -> list[str]:
+        """Ids of the runs suspended on ``topic``."""
+        ...
+
+    def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
+        """Runs whose timer is due at ``until`` or before, earliest first."""
+        ...
+
+    def next_due(self) -> datetime | None:
+        """The earliest timer."""
+        ...
+
+    def runnable(self, limit: int) -> list[str]:
+        """Ids of runs with status ``running`` (to resume after a restart)."""
+        ...
+
+    def clear(self) -> None:
+        """Drop every row and the position (for a rebuild)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

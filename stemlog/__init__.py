@@ -1,0 +1,57 @@
+"""stemlog: durable Flow and WorkflowScript runs on an event-sourced, append-only log."""
+
+from stemlog.app import WorkflowApp
+from stemlog.context import FlowContext, ScriptStepContext, StepContext
+from stemlog.definitions import Flow, WorkflowDefinition, WorkflowScript
+from stemlog.errors import (
+    EventTimeoutError,
+    InvalidDefinitionError,
+    InvalidPayloadError,
+    InvalidStoreURLError,
+    InvalidTopicError,
+    MissingValueError,
+    NonDeterminismError,
+    ResultNotAvailableError,
+    RunEndedError,
+    StemlogError,
+    StepFailedError,
+    UnknownRunError,
+    UnknownWorkflowError,
+)
+from stemlog.fold import RunState, fold
+from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowKind, WorkflowResult
+from stemlog.refs import WorkflowRef
+from stemlog.script import ScriptContext
+
+__all__ = [
+    "ErrorInfo",
+    "EventTimeoutError",
+    "Fact",
+    "Flow",
+    "FlowContext",
+    "InvalidDefinitionError",
+    "InvalidPayloadError",
+    "InvalidStoreURLError",
+    "InvalidTopicError",
+    "MissingValueError",
+    "NonDeterminismError",
+    "ResultNotAvailableError",
+    "RunEndedError",
+    "RunState",
+    "RunStatus",
+    "RunView",
+    "ScriptContext",
+    "ScriptStepContext",
+    "StemlogError",
+    "StepContext",
+    "StepFailedError",
+    "UnknownRunError",
+    "UnknownWorkflowError",
+    "WorkflowApp",
+    "WorkflowDefinition",
+    "WorkflowKind",
+    "WorkflowRef",
+    "WorkflowResult",
+    "WorkflowScript",
+    "fold",
+]

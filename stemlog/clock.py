@@ -1,0 +1,91 @@
+"""Clocks and durations.
+
+The engine reads time only through a :class:`Clock`, so tests can inject a
+:class:`ManualClock` and move time forward without sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeAlias, final
+
+import anyio
+
+Duration: TypeAlias = float | int | timedelta
+"""Float seconds or a ``timedelta``."""
+
+
+def to_seconds(duration: Duration) -> float:
+    """Convert a duration to float seconds; negative durations count as zero.
+
+    Raises:
+        TypeError: ``duration`` is neither a number nor a ``timedelta``.
+    """
+    if isinstance(duration, timedelta):
+        seconds = duration.total_seconds()
+    elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        seconds = float(duration)
+    else:
+        raise TypeError(f"a duration is float seconds or a timedelta, got {duration!r}")
+    return max(seconds, 0.0)
+
+
+def require_aware(moment: datetime, what: str) -> datetime:
+    """Return ``moment`` in UTC, refusing naive datetimes."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{what} must be an aware datetime, got a naive one")
+    return moment.astimezone(UTC)
+
+
+class Clock(Protocol):
+    """Where the engine gets the current time and waits for a moment."""
+
+    def now(self) -> datetime:
+        """The current time, an aware UTC datetime."""
+        ...
+
+    async def sleep_until(self, moment: datetime) -> None:
+        """Return once ``now() >= moment`` (callers cancel it to stop waiting)."""
+        ...
+
+
+@final
+class SystemClock:
+    """Wall-clock time."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep_until(self, moment: datetime) -> None:
+        delay = (moment - self.now()).total_seconds()
+        if delay > 0:
+            await anyio.sleep(delay)
+
+
+@final
+class ManualClock:
+    """A clock that moves only when told to, for tests.
+
+    ``advance`` wakes every ``sleep_until`` whose moment has come. It must be
+    called from the event loop that runs the app.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = require_aware(start, "start") if start else datetime(2030, 1, 1, tzinfo=UTC)
+        self._changed: anyio.Event | None = None
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, duration: Duration) -> None:
+        """Move the clock forward and wake sleepers that are due."""
+        self._now += timedelta(seconds=to_seconds(duration))
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def sleep_until(self, moment: datetime) -> None:
+        while self._now < moment:
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()

@@ -1,0 +1,164 @@
+"""Errors raised by stemlog.
+
+Every error stemlog raises on purpose derives from :class:`StemlogError`, and
+also from the built-in a caller would expect, so ``except LookupError`` or
+``except ValueError`` keep working::
+
+    StemlogError
+    ├── UnknownWorkflowError (LookupError)   no definition registered under a name
+    ├── UnknownRunError (LookupError)        no run with that id in the store
+    ├── InvalidPayloadError (ValueError)     params, values or payloads orjson cannot encode
+    ├── InvalidTopicError (ValueError)       a topic that is not a non-empty string
+    ├── InvalidDefinitionError (ValueError)  a malformed Flow or WorkflowScript
+    ├── MissingValueError (LookupError)      ``required_param``/``required_previous_value`` found none
+    ├── InvalidStoreURLError (ValueError)    a store URL stemlog does not understand
+    ├── RunEndedError (RuntimeError)         a write to a run that has already ended
+    ├── NonDeterminismError (RuntimeError)   the code asked for another step than the log holds
+    ├── StepFailedError (RuntimeError)       a script step failed and has no attempt left
+    ├── EventTimeoutError (TimeoutError)     an awaited event's deadline passed first
+    └── ResultNotAvailableError (RuntimeError) ``required_value()`` on a run that did not complete
+
+Errors carry their structured fields as attributes and build their own message.
+"""
+
+from __future__ import annotations
+
+from typing import final
+
+
+class StemlogError(Exception):
+    """Root of every error stemlog raises on purpose."""
+
+
+@final
+class UnknownWorkflowError(StemlogError, LookupError):
+    """No workflow definition is registered under ``name``."""
+
+    def __init__(self, name: str, version: int | None = None) -> None:
+        self.name = name
+        self.version = version
+        suffix = "" if version is None else f" version {version}"
+        super().__init__(f"unknown workflow {name!r}{suffix}: register it with the app first")
+
+
+@final
+class UnknownRunError(StemlogError, LookupError):
+    """No run with ``run_id`` exists in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"unknown run {run_id!r}")
+
+
+@final
+class InvalidPayloadError(StemlogError, ValueError):
+    """A value cannot be stored as JSON (orjson refuses it)."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what} cannot be stored as JSON: {reason}")
+
+
+@final
+class InvalidTopicError(StemlogError, ValueError):
+    """A topic must be a non-empty string."""
+
+    def __init__(self, topic: object) -> None:
+        self.topic = topic
+        super().__init__(f"a topic must be a non-empty string, got {topic!r}")
+
+
+@final
+class InvalidDefinitionError(StemlogError, ValueError):
+    """A Flow or WorkflowScript is malformed (no steps, a duplicate step, ...)."""
+
+    def __init__(self, workflow: str, reason: str) -> None:
+        self.workflow = workflow
+        self.reason = reason
+        super().__init__(f"workflow {workflow!r} is invalid: {reason}")
+
+
+@final
+class MissingValueError(StemlogError, LookupError):
+    """A required param or previous value is absent."""
+
+    def __init__(self, what: str, run_id: str) -> None:
+        self.what = what
+        self.run_id = run_id
+        super().__init__(f"run {run_id} has no {what}")
+
+
+@final
+class InvalidStoreURLError(StemlogError, ValueError):
+    """The store URL is not ``memory://``, ``sqlite:///path`` or ``postgresql://...``."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"invalid store URL {url!r}: {reason}")
+
+
+@final
+class RunEndedError(StemlogError, RuntimeError):
+    """The run has ended (completed, failed or cancelled) and takes no more input."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id} has ended ({status}) and takes no more input")
+
+
+@final
+class NonDeterminismError(StemlogError, RuntimeError):
+    """Replayed code asked for a different step than the log recorded.
+
+    Attributes:
+        run_id: the run being replayed.
+        position: the 0-based index of the step request that diverged.
+        recorded: what the log holds at that position (``None`` past its end).
+        requested: what the code asked for.
+    """
+
+    def __init__(self, run_id: str, position: int, recorded: str | None, requested: str) -> None:
+        self.run_id = run_id
+        self.position = position
+        self.recorded = recorded
+        self.requested = requested
+        super().__init__(
+            f"run {run_id} diverged from its history at step request {position}: "
+            f"recorded {recorded!r}, code asked for {requested!r}"
+        )
+
+
+@final
+class StepFailedError(StemlogError, RuntimeError):
+    """A script step raised and has no attempt left; raised inside ``run``."""
+
+    def __init__(self, step: str, iteration: int, error_type: str, message: str) -> None:
+        self.step = step
+        self.iteration = iteration
+        self.error_type = error_type
+        self.error_message = message
+        super().__init__(f"step {step!r} failed: {error_type}: {message}")
+
+
+@final
+class EventTimeoutError(StemlogError, TimeoutError):
+    """The deadline of ``wait_for_event`` passed before the event arrived."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        super().__init__(f"no event on topic {topic!r} arrived before the deadline")
+
+
+@final
+class ResultNotAvailableError(StemlogError, RuntimeError):
+    """``WorkflowResult.required_value()`` on a run that has not completed."""
+
+    def __init__(self, run_id: str, status: str, timed_out: bool) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.timed_out = timed_out
+        why = "the wait timed out" if timed_out else f"the run is {status}"
+        super().__init__(f"run {run_id} has no result: {why}")

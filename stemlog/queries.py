@@ -1,0 +1,67 @@
+"""Status queries, read from the ``runs`` and ``watchers`` views caught up to the log."""
+
+from __future__ import annotations
+
+from typing import final
+
+from projections.rows import RunRow
+from projections.view import RunsQuery
+from stemlog.records import ErrorInfo, RunStatus, RunView, WorkflowKind
+from stemlog.views import ViewKeeper
+from stemlog.worker import LeaseBook
+
+
+@final
+class Queries:
+    """Reads for one call; every read first brings the views to the log's head."""
+
+    def __init__(self, views: ViewKeeper, leases: LeaseBook | None) -> None:
+        self._views = views
+        self._leases = leases
+
+    async def get_run(self, run_id: str) -> RunView | None:
+        await self._views.catch_up()
+        row = await self._views.call(self._views.view.get_row, str(run_id))
+        return None if row is None else self._to_view(row)
+
+    async def list_runs(
+        self, workflow: str | None, status: str | None, limit: int, after: str | None
+    ) -> list[RunView]:
+        wanted = None if status is None else RunStatus(status)
+        await self._views.catch_up()
+        after_seq = None
+        if after is not None:
+            anchor = await self._views.call(self._views.view.get_row, after)
+            after_seq = None if anchor is None else anchor.seq
+        query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq)
+        rows = await self._views.call(self._views.view.list_rows, query)
+        return [self._to_view(row) for row in rows]
+
+    async def waiting_on(self, topic: str) -> list[str]:
+        await self._views.catch_up()
+        return await self._views.call(self._views.view.waiting_on, topic)
+
+    def _to_view(self, row: RunRow) -> RunView:
+        lease = None if self._leases is None else self._leases.holder(row.run_id)
+        return RunView(
+            run_id=row.run_id,
+            workflow=row.workflow,
+            kind=WorkflowKind(row.kind),
+            version=row.version,
+            status=row.status,
+            params=row.params,
+            result=row.result,
+            error=None if row.error is None else ErrorInfo.from_json(row.error),
+            current_step=row.current_step,
+            wait_topic=row.wait_topic,
+            wake_at=row.wake_at,
+            deadline=row.deadline,
+            attempts=row.attempts,
+            parent_run_id=row.parent_run_id,
+            lease_owner=None if lease is None else lease[0],
+            lease_expires_at=None if lease is None else lease[1],
+            cancel_reason=row.cancel_reason,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            ended_at=row.ended_at,
+        )

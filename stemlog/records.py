@@ -1,0 +1,125 @@
+"""Records the app returns: statuses, results, run views and facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, final
+
+from stemlog.codec import JSONValue
+from stemlog.errors import ResultNotAvailableError
+
+
+class RunStatus(StrEnum):
+    """Where a run stands; compares equal to its string value."""
+
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Completed, failed and cancelled runs never change again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class WorkflowKind(StrEnum):
+    """The two workflow models."""
+
+    FLOW = "flow"
+    SCRIPT = "script"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An error as recorded in the log."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(str(data["type"]), str(data["message"]), data.get("traceback"))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WorkflowResult:
+    """What ``wait_for`` and ``start_and_wait`` return; they never raise on timeout."""
+
+    run_id: str
+    status: RunStatus
+    value: JSONValue = None
+    error: ErrorInfo | None = None
+    timed_out: bool = False
+
+    def required_value(self) -> JSONValue:
+        """The run's result.
+
+        Raises:
+            ResultNotAvailableError: the run did not complete (or the wait timed out).
+        """
+        if self.status is not RunStatus.COMPLETED or self.timed_out:
+            raise ResultNotAvailableError(self.run_id, self.status, self.timed_out)
+        return self.value
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One run as status queries show it (read from the ``runs`` projection)."""
+
+    run_id: str
+    workflow: str
+    kind: WorkflowKind
+    version: int
+    status: RunStatus
+    params: dict[str, JSONValue]
+    result: JSONValue
+    error: ErrorInfo | None
+    current_step: str | None
+    wait_topic: str | None
+    wake_at: datetime | None
+    deadline: datetime | None
+    attempts: int
+    parent_run_id: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One fact of a run's history.
+
+    ``position`` is 1-based within the run; the fact's fields are in ``data``
+    and are also readable as attributes (``fact.step``).
+    """
+
+    type: str
+    position: int
+    timestamp: datetime
+    data: dict[str, JSONValue] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> JSONValue:
+        if name.startswith("__") or name == "data":
+            raise AttributeError(name)
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(f"{self.type} has no field {name!r}") from None

@@ -1,0 +1,162 @@
+"""Executing a WorkflowScript: re-enter ``run`` and answer completed steps from the log.
+
+``run(script)`` is called from its top on every pass. Each ``script.step``
+call is matched, in order, against the steps the log recorded: a completed
+step returns its recorded value without calling its handler; a step that
+failed with no attempt left raises :class:`StepFailedError` again; the first
+step not yet completed is executed. A request that does not match the log at
+its position is a :class:`NonDeterminismError`, which fails the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, final
+
+from stemlog.clock import Duration
+from stemlog.codec import JSONValue, normalize_json
+from stemlog.context import ScriptStepContext, check_topic
+from stemlog.definitions import ScriptStepHandler
+from stemlog.errors import InvalidDefinitionError, NonDeterminismError, StepFailedError
+from stemlog.executor import StepError, Suspended, error_info
+from stemlog.fold import StepKey, step_label
+
+if TYPE_CHECKING:
+    from stemlog.executor import RunDriver
+
+_SLEEP_STEP = "@sleep"
+_WAIT_STEP = "@wait:"
+
+
+@final
+class ScriptContext:
+    """The ``script`` object a WorkflowScript's ``run`` receives."""
+
+    def __init__(self, driver: RunDriver) -> None:
+        self._driver = driver
+        state = driver.session.state
+        self.run_id: str = state.run_id
+        self.workflow: str = state.workflow
+        self.params: Mapping[str, JSONValue] = state.params
+        self._requests = 0
+        self._iterations: dict[str, int] = {}
+        self._seen: set[StepKey] = set()
+        self._previous: tuple[bool, JSONValue] = (False, None)
+        self.divergence: NonDeterminismError | None = None
+
+    def param(self, name: str, default: JSONValue = None) -> JSONValue:
+        """A start param, or ``default`` when absent."""
+        return self.params.get(name, default)
+
+    async def step(
+        self, name: str, fn: ScriptStepHandler, *, auto_version: bool = False
+    ) -> Any:
+        """A durable checkpoint: run ``fn`` once and record its value.
+
+        With ``auto_version=True`` repeated calls are keyed ``name#0, name#1, ...``
+        counted from 0 in each execution of ``run``.
+
+        Raises:
+            StepFailedError: the step raised (it is raised again on every replay).
+            InvalidDefinitionError: the same step name is requested twice without
+                ``auto_version``.
+        """
+        key = self._next_key(name, auto_version)
+        state = self._driver.session.state
+        position, self._requests = self._requests, self._requests + 1
+        if position < len(state.steps) and state.steps[position] != key:
+            self._diverge(position, step_label(state.steps[position]), step_label(key))
+        if key in state.completed:
+            value = state.completed[key]
+            self._previous = (True, value)
+            return value
+        failure = state.failures.get(key)
+        if failure is not None:
+            raise StepFailedError(key[0], key[1], failure.type, failure.message)
+        if position > len(state.steps):
+            self._diverge(position, None, step_label(key))
+        try:
+            value = await self._driver.run_step(
+                key, fn, position, self._previous, ScriptStepContext
+            )
+        except StepError as failure_:
+            await self._driver.session.flush()
+            raise StepFailedError(
+                key[0], key[1], failure_.info.type, failure_.info.message
+            ) from None
+        self._previous = (True, value)
+        return value
+
+    async def sleep(self, delay: Duration) -> None:
+        """A durable sleep at the top level of ``run`` (a checkpoint named ``@sleep``)."""
+
+        async def sleeping(ctx: ScriptStepContext) -> None:
+            await ctx.sleep_for(delay)
+
+        await self.step(_SLEEP_STEP, sleeping, auto_version=True)
+
+    async def wait_for_event(
+        self, topic: str, timeout: Duration | None = None
+    ) -> JSONValue:
+        """Wait durably for ``topic`` at the top level of ``run`` (a checkpoint
+        named ``@wait:<topic>`` whose value is the payload).
+
+        Raises:
+            EventTimeoutError: ``timeout`` passed first.
+        """
+        check_topic(topic)
+
+        async def waiting(ctx: ScriptStepContext) -> JSONValue:
+            return await ctx.wait_for_event(topic, timeout=timeout)
+
+        try:
+            return await self.step(_WAIT_STEP + topic, waiting, auto_version=True)
+        except StepFailedError as failure:
+            if failure.error_type.endswith("EventTimeoutError"):
+                from stemlog.errors import EventTimeoutError
+
+                raise EventTimeoutError(topic) from None
+            raise
+
+    def _next_key(self, name: str, auto_version: bool) -> StepKey:
+        if not isinstance(name, str) or not name:
+            raise InvalidDefinitionError(self.workflow, "a step name must be a non-empty string")
+        if auto_version:
+            iteration = self._iterations.get(name, 0)
+            self._iterations[name] = iteration + 1
+            key = (name, iteration)
+        else:
+            key = (name, 0)
+        if key in self._seen:
+            raise InvalidDefinitionError(
+                self.workflow,
+                f"step {name!r} was requested twice; pass auto_version=True to repeat a step",
+            )
+        self._seen.add(key)
+        return key
+
+    def _diverge(self, position: int, recorded: str | None, requested: str) -> None:
+        self.divergence = NonDeterminismError(self.run_id, position, recorded, requested)
+        raise self.divergence
+
+
+async def run_script(driver: RunDriver) -> None:
+    """One pass of a script: re-enter ``run`` and record how it ends."""
+    definition = driver.definition
+    assert definition.run is not None
+    script = ScriptContext(driver)
+    try:
+        result = await definition.run(script)
+        result = normalize_json(result, "the result of run")
+    except Suspended:
+        await driver.session.flush()
+        return
+    except Exception as error:
+        await driver.fail_run(error_info(script.divergence or error))
+        return
+    if script.divergence is not None:  # the code caught the divergence: still a failure
+        await driver.fail_run(error_info(script.divergence))
+        return
+    at = driver.clock.now()
+    driver.session.do(lambda run: run.complete(result, at))
+    await driver.session.flush()

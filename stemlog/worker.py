@@ -1,0 +1,187 @@
+"""The in-app worker: drives runnable runs, fires timers and deadlines, holds leases.
+
+One worker lives in each app opened with ``worker=True``, inside the app's
+task group. A run is driven by at most one task at a time (``schedule`` on a
+run already being driven marks it to be driven again when that drive ends),
+and up to ``concurrency`` runs are driven at once. Timers are kept in a heap
+fed by the drives themselves and by the ``timers`` view (so timers recorded
+before a restart, or by another process, fire too); the timer task sleeps
+until the earliest one through the clock, and is woken when an earlier one
+arrives, so nothing polls.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import final
+
+import anyio
+from anyio import CapacityLimiter
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from stemlog.clock import Clock
+from stemlog.definitions import WorkflowDefinition
+from stemlog.errors import UnknownRunError
+from stemlog.executor import RunDriver
+from stemlog.fold import RunState
+from stemlog.records import RunStatus
+from stemlog.session import RunSession
+from stemlog.store import RunStore
+
+Resolver = Callable[[str, int], WorkflowDefinition | None]
+
+
+@final
+class LeaseBook:
+    """Which runs this worker holds, until when (renewed while a drive lasts)."""
+
+    def __init__(self, owner: str, duration: float, clock: Clock) -> None:
+        self.owner = owner
+        self.duration = timedelta(seconds=duration)
+        self._clock = clock
+        self._held: dict[str, datetime] = {}
+
+    def claim(self, run_id: str) -> None:
+        self._held[run_id] = self._clock.now() + self.duration
+
+    def release(self, run_id: str) -> None:
+        self._held.pop(run_id, None)
+
+    def renew_all(self) -> None:
+        until = self._clock.now() + self.duration
+        for run_id in self._held:
+            self._held[run_id] = until
+
+    def holder(self, run_id: str) -> tuple[str, datetime] | None:
+        """``(owner, expires_at)`` when this worker holds the run."""
+        until = self._held.get(run_id)
+        return None if until is None else (self.owner, until)
+
+
+@final
+class Worker:
+    """Executes runs of registered workflows."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        resolve: Resolver,
+        clock: Clock,
+        *,
+        concurrency: int,
+        lease: float,
+    ) -> None:
+        self._store = store
+        self._resolve = resolve
+        self._clock = clock
+        self._concurrency = concurrency
+        self.leases = LeaseBook(f"worker-{uuid.uuid4().hex[:8]}", lease, clock)
+        self.handler_limiter = CapacityLimiter(max(concurrency, 1))
+        self._send: MemoryObjectSendStream[str]
+        self._receive: MemoryObjectReceiveStream[str]
+        self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
+        self._active: set[str] = set()
+        self._again: set[str] = set()
+        self._heap: list[tuple[datetime, str]] = []
+        self._due: dict[str, datetime] = {}
+        self._timers_changed = anyio.Event()
+
+    def schedule(self, run_id: str) -> None:
+        """Drive ``run_id`` soon (again, if a drive of it is under way)."""
+        if run_id in self._active:
+            self._again.add(run_id)
+            return
+        self._active.add(run_id)
+        self._send.send_nowait(run_id)
+
+    def set_timer(self, run_id: str, due_at: datetime | None) -> None:
+        """Fire ``run_id``'s timer at ``due_at`` (``None`` forgets it)."""
+        if due_at is None:
+            self._due.pop(run_id, None)
+            return
+        if self._due.get(run_id) == due_at:
+            return
+        self._due[run_id] = due_at
+        earliest = self._heap[0][0] if self._heap else None
+        heapq.heappush(self._heap, (due_at, run_id))
+        if earliest is None or due_at < earliest:
+            self._timers_changed.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Drive runs and fire timers until cancelled."""
+        async with anyio.create_task_group() as group:
+            for _ in range(self._concurrency):
+                group.start_soon(self._drive_loop)
+            group.start_soon(self._timer_loop)
+            group.start_soon(self._lease_loop)
+            task_status.started()
+
+    async def _drive_loop(self) -> None:
+        async for run_id in self._receive:
+            try:
+                await self._drive(run_id)
+            finally:
+                self._active.discard(run_id)
+                if run_id in self._again:
+                    self._again.discard(run_id)
+                    self.schedule(run_id)
+
+    async def _drive(self, run_id: str) -> None:
+        try:
+            run = await self._store.load(run_id)
+        except UnknownRunError:
+            return
+        state = run.state
+        definition = self._resolve(state.workflow, state.workflow_version)
+        if definition is None or state.status.is_terminal:
+            self._note_timer(state)
+            return
+        self.leases.claim(run_id)
+        try:
+            session = RunSession(run, self._store)
+            driver = RunDriver(session, definition, self._clock, self.handler_limiter)
+            await driver.wake_if_due()
+            await driver.drive()
+            self._note_timer(session.state)
+        finally:
+            self.leases.release(run_id)
+
+    def _note_timer(self, state: RunState) -> None:
+        due: datetime | None = None
+        if state.wait is not None:
+            due = state.wait.due_at
+        elif state.status is RunStatus.RUNNING and state.retry_at is not None:
+            due = state.retry_at
+        self.set_timer(state.run_id, due)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timers_changed = anyio.Event()
+            now = self._clock.now()
+            while self._heap and self._heap[0][0] <= now:
+                due_at, run_id = heapq.heappop(self._heap)
+                if self._due.get(run_id) == due_at:
+                    del self._due[run_id]
+                    self.schedule(run_id)
+            if not self._heap:
+                await self._timers_changed.wait()
+                continue
+            earliest = self._heap[0][0]
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._sleep_then_cancel, earliest, group.cancel_scope)
+                await self._timers_changed.wait()
+                group.cancel_scope.cancel()
+
+    async def _sleep_then_cancel(self, moment: datetime, scope: anyio.CancelScope) -> None:
+        await self._clock.sleep_until(moment)
+        scope.cancel()
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await anyio.sleep(max(self.leases.duration.total_seconds() / 3, 0.05))
+            self.leases.renew_all()
