@@ -92,10 +92,11 @@ _NO_WAIT: dict[str, Any] = {"wait_topic": None, "wake_at": None, "deadline": Non
 
 def apply_fact(row: RunRow, fact: AnyFact) -> RunRow:
     """The row after one more fact (pure)."""
-    base = {"updated_at": fact.timestamp, "position": fact.originator_version}
+    changes: dict[str, Any]
     match fact:
         case StepStarted(step=step, iteration=iteration, attempt=attempt):
-            changes = {"current_step": _label(step, iteration), "attempts": attempt, "retry_at": None}
+            changes = {"current_step": _label(step, iteration), "attempts": attempt}
+            changes["retry_at"] = None
         case StepCompleted():
             changes = {"current_step": None, "attempts": 0}
         case StepFailed(error=error, retry_at=retry_at):
@@ -115,11 +116,20 @@ def apply_fact(row: RunRow, fact: AnyFact) -> RunRow:
         case RunCancelled(reason=reason):
             changes = _end(fact.timestamp, RunStatus.CANCELLED) | {"cancel_reason": reason}
         case RunRewound():
-            changes = {"status": RunStatus.RUNNING, **_NO_WAIT, "ended_at": None, "result": None,
-                       "error": None, "cancel_reason": None, "current_step": None, "attempts": 0}
+            changes = {
+                "status": RunStatus.RUNNING,
+                **_NO_WAIT,
+                "ended_at": None,
+                "result": None,
+                "error": None,
+                "cancel_reason": None,
+                "current_step": None,
+                "attempts": 0,
+            }
         case RunStarted():
             raise ValueError("RunStarted starts a row: use start_row")
-    return replace(row, **base, **changes)
+    changes["updated_at"], changes["position"] = fact.timestamp, fact.originator_version
+    return replace(row, **changes)
 
 
 def _await(row: RunRow, topic: str, deadline: datetime | None) -> dict[str, Any]:

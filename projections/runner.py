@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Any, cast, final
 
 from eventsourcing.application import Application
 
@@ -62,7 +62,7 @@ class Projector:
         if not notifications:
             return None
         mapper = self.log.mapper
-        facts: list[AnyFact] = [mapper.to_domain_event(n) for n in notifications]
+        facts: list[AnyFact] = [cast("AnyFact", mapper.to_domain_event(n)) for n in notifications]
         touched = [str(f.originator_id) for f in facts if not isinstance(f, RunStarted)]
         rows = self.view.load_rows(list(dict.fromkeys(touched)))
         for notification, fact in zip(notifications, facts, strict=True):
@@ -71,8 +71,11 @@ class Projector:
                 rows[run_id] = start_row(fact, notification.id)
             elif run_id in rows:
                 rows[run_id] = apply_fact(rows[run_id], fact)
-        changed = [rows[run_id] for run_id in dict.fromkeys(str(f.originator_id) for f in facts)
-                   if run_id in rows]
+        changed = [
+            rows[run_id]
+            for run_id in dict.fromkeys(str(f.originator_id) for f in facts)
+            if run_id in rows
+        ]
         last = notifications[-1].id
         self.view.write_page(changed, expected, last)
         return PageResult(facts, changed, last)

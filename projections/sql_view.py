@@ -22,9 +22,28 @@ from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
 from stemlog.records import RunStatus
 
 _COLUMNS = (
-    "run_id", "seq", "workflow", "kind", "version", "status", "params", "created_at",
-    "updated_at", "position", "parent_run_id", "ttl", "result", "error", "current_step",
-    "wait_topic", "wake_at", "deadline", "retry_at", "attempts", "cancel_reason", "ended_at",
+    "run_id",
+    "seq",
+    "workflow",
+    "kind",
+    "version",
+    "status",
+    "params",
+    "created_at",
+    "updated_at",
+    "position",
+    "parent_run_id",
+    "ttl",
+    "result",
+    "error",
+    "current_step",
+    "wait_topic",
+    "wake_at",
+    "deadline",
+    "retry_at",
+    "attempts",
+    "cancel_reason",
+    "ended_at",
     "inbox",
 )
 _JSON = frozenset({"params", "result", "error", "inbox"})
@@ -48,12 +67,20 @@ _CREATE = (
     "CREATE INDEX IF NOT EXISTS {timers_due_index} ON {timers} (due_at)",
 )
 _TABLES = ("runs", "watchers", "timers")
-_INDEXES = ("runs_seq_index", "runs_status_index", "runs_workflow_index",
-            "watchers_run_index", "timers_due_index")
+_INDEXES = (
+    "runs_seq_index",
+    "runs_status_index",
+    "runs_workflow_index",
+    "watchers_run_index",
+    "timers_due_index",
+)
 
 _UPSERT_ROW = (
-    "INSERT INTO {runs} (" + ", ".join(_COLUMNS) + ") VALUES ("
-    + ", ".join("?" for _ in _COLUMNS) + ") ON CONFLICT (run_id) DO UPDATE SET "
+    "INSERT INTO {runs} ("
+    + ", ".join(_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" for _ in _COLUMNS)
+    + ") ON CONFLICT (run_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "run_id")
 )
 _CAS_TRACKING = (
@@ -166,7 +193,8 @@ class _SQLRunsView:
         return record_to_row(records[0]) if records else None
 
     def list_rows(self, query: RunsQuery) -> list[RunRow]:
-        clauses, params = ["seq > ?"], [query.after_seq or 0]
+        clauses: list[str] = ["seq > ?"]
+        params: list[Any] = [query.after_seq or 0]
         if query.workflow is not None:
             clauses.append("workflow = ?")
             params.append(query.workflow)
@@ -241,9 +269,9 @@ class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = self.datastore.schema
-        self._names = {
-            name: Identifier(schema, f"stemlog_{name}") for name in _TABLES
-        } | {name: Identifier(f"stemlog_{name}") for name in _INDEXES}
+        self._names = {name: Identifier(schema, f"stemlog_{name}") for name in _TABLES} | {
+            name: Identifier(f"stemlog_{name}") for name in _INDEXES
+        }
         self._names["tracking"] = Identifier(schema, self.tracking_table_name)
         self._rendered: dict[str, Composed] = {}
         for template in _CREATE:
@@ -253,7 +281,7 @@ class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
         rendered = self._rendered.get(template)
         if rendered is None:
             text = template.replace("?", "%s")
-            rendered = self._rendered[template] = SQL(text).format(**self._names)  # type: ignore[arg-type]
+            rendered = self._rendered[template] = SQL(text).format(**self._names)
         return rendered
 
     def _transaction(self, *, commit: bool) -> Any:

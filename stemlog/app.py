@@ -71,7 +71,10 @@ class WorkflowApp:
         lease: Duration = 30.0,
         concurrency: int = 64,
     ) -> WorkflowApp:
-        """An app on ``memory://``, ``sqlite:///path`` or ``postgresql://...``; use with ``async with``.
+        """An app on ``memory://``, ``sqlite:///path`` or ``postgresql://...``.
+
+        Use it with ``async with``: entering opens the store and starts the
+        background tasks, leaving stops them and closes the store.
 
         Args:
             url: the store (see :func:`stemlog.urls.parse_store_url`).
@@ -94,8 +97,11 @@ class WorkflowApp:
             await self._group.start(store.run_committer)
             if self._with_worker:
                 self._worker = Worker(
-                    store, self._registry.resolve, self._clock,
-                    concurrency=self._concurrency, lease=self._lease,
+                    store,
+                    self._registry.resolve,
+                    self._clock,
+                    concurrency=self._concurrency,
+                    lease=self._lease,
                 )
                 await self._group.start(self._worker.run)
             store.add_listener(self._on_commit)
@@ -199,10 +205,15 @@ class WorkflowApp:
         stored_params = normalize_json(dict(params), "params")
         run_id = uuid.uuid4()
         run = Run.begin(
-            run_id=run_id, at=self._clock.now(), workflow=definition.name,
-            kind=str(definition.kind), workflow_version=definition.version,
-            params=stored_params, fingerprint=definition.fingerprint,
-            parent_run_id=parent_run_id, policy=None,
+            run_id=run_id,
+            at=self._clock.now(),
+            workflow=definition.name,
+            kind=str(definition.kind),
+            workflow_version=definition.version,
+            params=stored_params,
+            fingerprint=definition.fingerprint,
+            parent_run_id=parent_run_id,
+            policy=None,
             ttl=None if ttl is None else to_seconds(ttl),
         )
         await store.commit(run)
@@ -305,7 +316,10 @@ class WorkflowApp:
         limit: int = 100,
         after: str | None = None,
     ) -> list[RunView]:
-        """Runs in start order, filtered; pass the last run id seen as ``after`` for the next page."""
+        """Runs in start order, filtered.
+
+        Pass the last run id of a page as ``after`` to get the next page.
+        """
         return await self._queries().list_runs(workflow, status, limit, after)
 
     async def runs_waiting_on(self, topic: str) -> list[str]:
@@ -324,6 +338,5 @@ class WorkflowApp:
         if not facts:
             raise UnknownRunError(run_id)
         return [
-            Fact(type(f).__name__, f.originator_version, f.timestamp, fact_fields(f))
-            for f in facts
+            Fact(type(f).__name__, f.originator_version, f.timestamp, fact_fields(f)) for f in facts
         ]

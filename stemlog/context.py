@@ -21,7 +21,7 @@ from stemlog.fold import Resume, ResumeKind
 T = TypeVar("T")
 
 
-class SuspendStep(BaseException):  # noqa: N818 - control flow, not an error
+class SuspendStep(BaseException):
     """Unwinds an async handler at ``await ctx.wait_for_event``/``sleep_for``.
 
     A ``BaseException`` so that a handler's ``except Exception`` cannot swallow it.

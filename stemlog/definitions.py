@@ -18,8 +18,9 @@ from stemlog.records import WorkflowKind, WorkflowResult
 
 if TYPE_CHECKING:
     from stemlog.app import WorkflowApp
-    from stemlog.context import FlowContext, ScriptContext, ScriptStepContext
+    from stemlog.context import FlowContext, ScriptStepContext
     from stemlog.refs import WorkflowRef
+    from stemlog.script import ScriptContext
 
 StepHandler: TypeAlias = Callable[[Any], Any]
 """A step body: takes the step context, returns a JSON value (sync or async)."""

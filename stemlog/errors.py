@@ -10,7 +10,7 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     ├── InvalidPayloadError (ValueError)     params, values or payloads orjson cannot encode
     ├── InvalidTopicError (ValueError)       a topic that is not a non-empty string
     ├── InvalidDefinitionError (ValueError)  a malformed Flow or WorkflowScript
-    ├── MissingValueError (LookupError)      ``required_param``/``required_previous_value`` found none
+    ├── MissingValueError (LookupError)      a required param or previous value is absent
     ├── InvalidStoreURLError (ValueError)    a store URL stemlog does not understand
     ├── RunEndedError (RuntimeError)         a write to a run that has already ended
     ├── NonDeterminismError (RuntimeError)   the code asked for another step than the log holds

@@ -33,7 +33,7 @@ from stemlog.records import ErrorInfo, RunStatus, WorkflowKind
 from stemlog.session import RunSession
 
 
-class Suspended(BaseException):  # noqa: N818 - control flow, not an error
+class Suspended(BaseException):
     """The run recorded a wait; unwinds a script's ``run`` (internal)."""
 
 
@@ -49,7 +49,11 @@ class StepError(Exception):
 def error_info(error: BaseException) -> ErrorInfo:
     """The recorded form of an exception: qualified type, message, traceback."""
     kind = type(error)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
     text = "".join(traceback.format_exception(error))
     return ErrorInfo(name, str(error), text)
 
@@ -108,7 +112,9 @@ class RunDriver:
         state = self.session.state
         if state.fingerprint != self.definition.fingerprint:
             error = NonDeterminismError(
-                state.run_id, 0, f"fingerprint {state.fingerprint}",
+                state.run_id,
+                0,
+                f"fingerprint {state.fingerprint}",
                 f"fingerprint {self.definition.fingerprint}",
             )
             await self.fail_run(error_info(error))
@@ -183,9 +189,16 @@ class RunDriver:
         await session.flush()
         state = session.state
         ctx = context_class(
-            run_id=state.run_id, workflow=state.workflow, params=state.params,
-            step_name=key[0], step_index=index, iteration=key[1], attempt=attempt,
-            previous=previous, resume=state.resume_for(key), clock=self.clock,
+            run_id=state.run_id,
+            workflow=state.workflow,
+            params=state.params,
+            step_name=key[0],
+            step_index=index,
+            iteration=key[1],
+            attempt=attempt,
+            previous=previous,
+            resume=state.resume_for(key),
+            clock=self.clock,
         )
         try:
             value = await call_handler(handler, ctx, self._limiter)

@@ -79,7 +79,9 @@ class Run(Aggregate):
         state = self._live()
         if state.wait is not None:
             raise StaleDecisionError("the run is suspended")
-        self.trigger_event(StepStarted, step=key[0], iteration=key[1], attempt=attempt, timestamp=at)
+        self.trigger_event(
+            StepStarted, step=key[0], iteration=key[1], attempt=attempt, timestamp=at
+        )
 
     def _require_in_flight(self, key: StepKey) -> None:
         state = self._live()
@@ -108,20 +110,31 @@ class Run(Aggregate):
             timestamp=at,
         )
 
-    def await_event(self, key: StepKey, topic: str, deadline: datetime | None, at: datetime) -> None:
+    def await_event(
+        self, key: StepKey, topic: str, deadline: datetime | None, at: datetime
+    ) -> None:
         self._require_in_flight(key)
         self.trigger_event(
-            EventAwaited, step=key[0], iteration=key[1], topic=topic, deadline=deadline, timestamp=at
+            EventAwaited,
+            step=key[0],
+            iteration=key[1],
+            topic=topic,
+            deadline=deadline,
+            timestamp=at,
         )
 
     def start_sleep(self, key: StepKey, wake_at: datetime, at: datetime) -> None:
         self._require_in_flight(key)
-        self.trigger_event(SleepStarted, step=key[0], iteration=key[1], wake_at=wake_at, timestamp=at)
+        self.trigger_event(
+            SleepStarted, step=key[0], iteration=key[1], wake_at=wake_at, timestamp=at
+        )
 
     def receive_event(self, topic: str, payload: JSONValue, event_id: str, at: datetime) -> None:
         """Deliver a payload: resumes the run if it waits on ``topic``, else buffers it."""
         self._live()
-        self.trigger_event(EventReceived, topic=topic, payload=payload, event_id=event_id, timestamp=at)
+        self.trigger_event(
+            EventReceived, topic=topic, payload=payload, event_id=event_id, timestamp=at
+        )
 
     def time_out_event(self, at: datetime) -> None:
         wait = self._live().wait

@@ -48,9 +48,7 @@ class ScriptContext:
         """A start param, or ``default`` when absent."""
         return self.params.get(name, default)
 
-    async def step(
-        self, name: str, fn: ScriptStepHandler, *, auto_version: bool = False
-    ) -> Any:
+    async def step(self, name: str, fn: ScriptStepHandler, *, auto_version: bool = False) -> Any:
         """A durable checkpoint: run ``fn`` once and record its value.
 
         With ``auto_version=True`` repeated calls are keyed ``name#0, name#1, ...``
@@ -95,9 +93,7 @@ class ScriptContext:
 
         await self.step(_SLEEP_STEP, sleeping, auto_version=True)
 
-    async def wait_for_event(
-        self, topic: str, timeout: Duration | None = None
-    ) -> JSONValue:
+    async def wait_for_event(self, topic: str, timeout: Duration | None = None) -> JSONValue:
         """Wait durably for ``topic`` at the top level of ``run`` (a checkpoint
         named ``@wait:<topic>`` whose value is the payload).
 

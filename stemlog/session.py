@@ -27,7 +27,7 @@ class ConflictError(Exception):
     """A commit lost an optimistic-concurrency race (internal)."""
 
 
-class StopDrive(BaseException):  # noqa: N818 - control flow, not an error
+class StopDrive(BaseException):
     """The run moved on under the executor (ended, cancelled, or taken over).
 
     A ``BaseException`` so that workflow code cannot swallow it.

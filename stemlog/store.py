@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, final
+from typing import Any, cast, final
 from uuid import UUID
 
 import anyio
@@ -24,7 +24,7 @@ from anyio.abc import TaskStatus
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Transcoder
-from eventsourcing.utils import EnvType, Environment
+from eventsourcing.utils import Environment, EnvType
 
 from stemlog.codec import OrjsonTranscoder
 from stemlog.errors import UnknownRunError
@@ -109,7 +109,7 @@ class RunStore:
         uuid = parse_run_id(run_id)
 
         def read() -> list[AnyFact]:
-            return list(self.log.events.get(uuid))
+            return [cast("AnyFact", fact) for fact in self.log.events.get(uuid)]
 
         return await anyio.to_thread.run_sync(read, limiter=self.limiter)
 
@@ -132,7 +132,9 @@ class RunStore:
         if submission.error is not None:
             raise submission.error
 
-    async def run_committer(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run_committer(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """The group-commit loop; runs in the app's task group until cancelled."""
         task_status.started()
         while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 import anyio
 from anyio import CapacityLimiter
@@ -56,7 +56,7 @@ class ViewKeeper:
     def create(cls, store: RunStore) -> ViewKeeper:
         """Build (and create the tables of) the view in the log's own database."""
         view_class = _VIEW_CLASSES[store.config.backend]
-        view: RunsView = store.log.factory.tracking_recorder(view_class)
+        view = cast(RunsView, store.log.factory.tracking_recorder(view_class))
         return cls(view, Projector(store.log, view), store.limiter)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:

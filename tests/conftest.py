@@ -1,0 +1,60 @@
+"""Shared fixtures: the anyio backends and the three stores.
+
+``store_url`` yields a fresh store per test: ``memory://``, a SQLite file in
+``tmp_path``, and, when ``STEMLOG_TEST_POSTGRES`` holds a DSN, a fresh schema in
+that PostgreSQL database (dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_DSN = os.environ.get("STEMLOG_TEST_POSTGRES")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    import psycopg
+
+    assert POSTGRES_DSN is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in POSTGRES_DSN else "?"
+    try:
+        yield f"{POSTGRES_DSN}{separator}schema={schema}&pool_size=2"
+    finally:
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def make_store_url(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "memory":
+        yield "memory://"
+    elif kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'stemlog.db'}"
+    else:
+        if POSTGRES_DSN is None:
+            pytest.skip("STEMLOG_TEST_POSTGRES is not set")
+        yield from _postgres_schema_url()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every store; a fresh one per test."""
+    yield from make_store_url(str(request.param), tmp_path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The stores that outlive an app (for restart tests)."""
+    yield from make_store_url(str(request.param), tmp_path)
