@@ -8,7 +8,7 @@ long the run. ``watchers`` and ``timers`` rows are derived from a run's row
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, final
 
@@ -65,6 +65,9 @@ class RunRow:
     inbox: dict[str, int] = field(default_factory=dict)
 
 
+_FIELDS = tuple(f.name for f in fields(RunRow))
+
+
 def _label(step: str, iteration: int) -> str:
     return step if iteration == 0 else f"{step}#{iteration}"
 
@@ -92,6 +95,28 @@ _NO_WAIT: dict[str, Any] = {"wait_topic": None, "wake_at": None, "deadline": Non
 
 def apply_fact(row: RunRow, fact: AnyFact) -> RunRow:
     """The row after one more fact (pure)."""
+    return replace(row, **fact_changes(row, fact))
+
+
+def apply_facts(row: RunRow, facts: list[AnyFact]) -> RunRow:
+    """The row after several facts of its run, building one new row (pure)."""
+    if len(facts) == 1:
+        return apply_fact(row, facts[0])
+    current = _Draft({name: getattr(row, name) for name in _FIELDS})
+    for fact in facts:
+        current.update(fact_changes(current, fact))
+    return RunRow(**current)
+
+
+class _Draft(dict[str, Any]):
+    """A row's fields being changed; reads like a row for :func:`fact_changes`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
+def fact_changes(row: RunRow | _Draft, fact: AnyFact) -> dict[str, Any]:
+    """The columns one fact changes."""
     changes: dict[str, Any]
     match fact:
         case StepStarted(step=step, iteration=iteration, attempt=attempt):
@@ -129,10 +154,10 @@ def apply_fact(row: RunRow, fact: AnyFact) -> RunRow:
         case RunStarted():
             raise ValueError("RunStarted starts a row: use start_row")
     changes["updated_at"], changes["position"] = fact.timestamp, fact.originator_version
-    return replace(row, **changes)
+    return changes
 
 
-def _await(row: RunRow, topic: str, deadline: datetime | None) -> dict[str, Any]:
+def _await(row: RunRow | _Draft, topic: str, deadline: datetime | None) -> dict[str, Any]:
     if row.inbox.get(topic, 0) > 0:  # a payload sent earlier satisfies the wait at once
         inbox = dict(row.inbox)
         inbox[topic] -= 1
@@ -140,7 +165,7 @@ def _await(row: RunRow, topic: str, deadline: datetime | None) -> dict[str, Any]
     return {"status": RunStatus.SUSPENDED, **_NO_WAIT, "wait_topic": topic, "deadline": deadline}
 
 
-def _receive(row: RunRow, topic: str) -> dict[str, Any]:
+def _receive(row: RunRow | _Draft, topic: str) -> dict[str, Any]:
     if row.status is RunStatus.SUSPENDED and row.wait_topic == topic:
         return {"status": RunStatus.RUNNING, **_NO_WAIT}
     inbox = dict(row.inbox)

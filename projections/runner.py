@@ -15,7 +15,7 @@ from typing import Any, cast, final
 
 from eventsourcing.application import Application
 
-from projections.rows import RunRow, apply_fact, start_row
+from projections.rows import RunRow, apply_facts, start_row
 from projections.view import RunsView
 from stemlog.facts import AnyFact, RunStarted
 
@@ -62,20 +62,23 @@ class Projector:
         if not notifications:
             return None
         mapper = self.log.mapper
-        facts: list[AnyFact] = [cast("AnyFact", mapper.to_domain_event(n)) for n in notifications]
-        touched = [str(f.originator_id) for f in facts if not isinstance(f, RunStarted)]
-        rows = self.view.load_rows(list(dict.fromkeys(touched)))
+        facts: list[AnyFact] = [
+            cast("AnyFact", mapper.to_domain_event(n)) for n in notifications
+        ]
+        started: dict[str, RunRow] = {}
+        later: dict[str, list[AnyFact]] = {}
         for notification, fact in zip(notifications, facts, strict=True):
             run_id = str(fact.originator_id)
             if isinstance(fact, RunStarted):
-                rows[run_id] = start_row(fact, notification.id)
-            elif run_id in rows:
-                rows[run_id] = apply_fact(rows[run_id], fact)
-        changed = [
-            rows[run_id]
-            for run_id in dict.fromkeys(str(f.originator_id) for f in facts)
-            if run_id in rows
-        ]
+                started[run_id] = start_row(fact, notification.id)
+            else:
+                later.setdefault(run_id, []).append(fact)
+        rows = self.view.load_rows([run_id for run_id in later if run_id not in started])
+        rows.update(started)
+        for run_id, run_facts in later.items():
+            if run_id in rows:
+                rows[run_id] = apply_facts(rows[run_id], run_facts)
+        changed = list(rows.values())
         last = notifications[-1].id
         self.view.write_page(changed, expected, last)
         return PageResult(facts, changed, last)

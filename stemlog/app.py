@@ -23,12 +23,12 @@ from stemlog.context import check_topic
 from stemlog.definitions import Definable, WorkflowDefinition, as_definition
 from stemlog.delivery import Delivery
 from stemlog.errors import UnknownRunError, UnknownWorkflowError
-from stemlog.facts import fact_fields
+from stemlog.facts import RunCompleted, RunFailed, fact_fields
 from stemlog.queries import Queries
-from stemlog.records import Fact, RunView, WorkflowResult
+from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
 from stemlog.registry import Registry
 from stemlog.run import Run
-from stemlog.signals import RunSignals
+from stemlog.signals import RunSignals, TerminalFact
 from stemlog.store import RunStore, parse_run_id
 from stemlog.urls import parse_store_url
 from stemlog.views import ViewKeeper
@@ -94,7 +94,6 @@ class WorkflowApp:
         try:
             self._views = await anyio.to_thread.run_sync(ViewKeeper.create, store)
             self._group = await anyio.create_task_group().__aenter__()
-            await self._group.start(store.run_committer)
             if self._with_worker:
                 self._worker = Worker(
                     store,
@@ -104,6 +103,8 @@ class WorkflowApp:
                     lease=self._lease,
                 )
                 await self._group.start(self._worker.run)
+                worker_ = self._worker
+                store.solo = lambda: worker_.busy() <= 1
             store.add_listener(self._on_commit)
             await self._group.start(self._views.run, self._on_page)
             if self._worker is not None:
@@ -218,7 +219,7 @@ class WorkflowApp:
         )
         await store.commit(run)
         if self._worker is not None:
-            self._worker.schedule(str(run_id))
+            self._worker.schedule(str(run_id), run)
         return str(run_id)
 
     def _definition(self, workflow: str | Definable) -> WorkflowDefinition:
@@ -241,7 +242,7 @@ class WorkflowApp:
     ) -> WorkflowResult:
         """Start a run and wait for it to end (or for ``timeout``)."""
         run_id = await self.start(workflow, params, parent_run_id=parent_run_id, ttl=ttl)
-        return await self.wait_for(run_id, timeout=timeout)
+        return await self._wait(run_id, timeout, known_running=self._worker is not None)
 
     async def wait_for(self, run_id: str, timeout: Duration | None = None) -> WorkflowResult:
         """Wait until the run ends, woken by its terminal fact (no polling).
@@ -252,14 +253,26 @@ class WorkflowApp:
         Raises:
             UnknownRunError: no such run.
         """
-        store, _ = self._require_open()
         parse_run_id(run_id)
+        return await self._wait(run_id, timeout, known_running=False)
+
+    async def _wait(
+        self, run_id: str, timeout: Duration | None, *, known_running: bool
+    ) -> WorkflowResult:
+        # known_running: this app just started the run and its worker drives it,
+        # so its terminal fact will pass through this app's commit listener.
+        store, _ = self._require_open()
         with anyio.move_on_after(None if timeout is None else to_seconds(timeout)):
             while True:
                 ended = self._signals.watch(run_id)
-                state = (await store.load(run_id)).state
-                if state.status.is_terminal:
-                    return WorkflowResult(run_id, state.status, state.result, state.error)
+                fact = self._signals.ended(run_id)
+                if fact is not None:
+                    return _result_of(run_id, fact)
+                if not known_running:
+                    state = (await store.load(run_id)).state
+                    if state.status.is_terminal:
+                        return WorkflowResult(run_id, state.status, state.result, state.error)
+                known_running = False
                 await ended.wait()
         state = (await store.load(run_id)).state
         return WorkflowResult(run_id, state.status, state.result, state.error, timed_out=True)
@@ -340,3 +353,11 @@ class WorkflowApp:
         return [
             Fact(type(f).__name__, f.originator_version, f.timestamp, fact_fields(f)) for f in facts
         ]
+
+
+def _result_of(run_id: str, fact: TerminalFact) -> WorkflowResult:
+    if isinstance(fact, RunCompleted):
+        return WorkflowResult(run_id, RunStatus.COMPLETED, fact.result)
+    if isinstance(fact, RunFailed):
+        return WorkflowResult(run_id, RunStatus.FAILED, None, ErrorInfo.from_json(fact.error))
+    return WorkflowResult(run_id, RunStatus.CANCELLED)

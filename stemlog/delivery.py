@@ -56,9 +56,8 @@ class Delivery:
                 await self._store.commit(*runs)
             except ConflictError:
                 continue
-            reached = [run.state.run_id for run in runs]
-            self._wake(reached)
-            return reached
+            self._wake(runs)
+            return [run.state.run_id for run in runs]
         raise RuntimeError(f"emit on {topic!r} kept conflicting with other writers")
 
     async def send(self, run_id: str, topic: str, payload: JSONValue) -> None:
@@ -78,14 +77,14 @@ class Delivery:
                 await self._store.commit(run)
             except ConflictError:
                 continue
-            self._wake([run_id])
+            self._wake([run])
             return
         raise RuntimeError(f"run {run_id} kept conflicting with other writers")
 
-    def _wake(self, run_ids: list[str]) -> None:
+    def _wake(self, runs: list[Run]) -> None:
         if self._worker is not None:
-            for run_id in run_ids:
-                self._worker.schedule(run_id)
+            for run in runs:
+                self._worker.schedule(run.state.run_id, run)
 
 
 if TYPE_CHECKING:

@@ -1,13 +1,22 @@
-"""Waking ``wait_for`` callers when a run's terminal fact is committed."""
+"""Waking ``wait_for`` callers when a run's terminal fact is committed.
+
+The hub also remembers the most recent terminal facts, so a ``wait_for`` on
+a run that just ended answers without reading the store.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, final
 
 import anyio
 
-from stemlog.facts import TERMINAL_FACTS
+from stemlog.facts import TERMINAL_FACTS, RunCancelled, RunCompleted, RunFailed, RunRewound
+
+_REMEMBERED = 10_000
+
+TerminalFact = RunCompleted | RunFailed | RunCancelled
 
 
 @final
@@ -16,6 +25,11 @@ class RunSignals:
 
     def __init__(self) -> None:
         self._waiting: dict[str, list[anyio.Event]] = {}
+        self._ended: OrderedDict[str, TerminalFact] = OrderedDict()
+
+    def ended(self, run_id: str) -> TerminalFact | None:
+        """The run's terminal fact, if this app saw it recently."""
+        return self._ended.get(run_id)
 
     def watch(self, run_id: str) -> anyio.Event:
         """An event set at the run's next terminal fact (register before checking state)."""
@@ -25,9 +39,15 @@ class RunSignals:
 
     def facts_committed(self, facts: Sequence[Any]) -> None:
         """Wake the watchers of every run that ended in ``facts``."""
-        if not self._waiting:
-            return
         for fact in facts:
             if isinstance(fact, TERMINAL_FACTS):
-                for event in self._waiting.pop(str(fact.originator_id), ()):
+                run_id = str(fact.originator_id)
+                self._ended[run_id] = fact
+                self._ended.move_to_end(run_id)
+                if len(self._ended) > _REMEMBERED:
+                    self._ended.popitem(last=False)
+                for event in self._waiting.pop(run_id, ()):
                     event.set()
+            elif isinstance(fact, RunRewound):
+                # A rewound run moves again: it is no longer ended.
+                self._ended.pop(str(fact.originator_id), None)

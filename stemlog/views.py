@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 import anyio
-from anyio import CapacityLimiter
 from anyio.abc import TaskStatus
 
 from projections.popo_view import POPORunsView
@@ -44,10 +43,10 @@ _VIEW_CLASSES: dict[str, type[Any]] = {
 class ViewKeeper:
     """Owns the view and its projector for one app."""
 
-    def __init__(self, view: RunsView, projector: Projector, limiter: CapacityLimiter) -> None:
+    def __init__(self, view: RunsView, projector: Projector, store: RunStore) -> None:
         self.view = view
         self.projector = projector
-        self._limiter = limiter
+        self._store = store
         self._lock: anyio.Lock | None = None
         self._moved: anyio.Event | None = None
         self._on_page: PageListener | None = None
@@ -57,11 +56,11 @@ class ViewKeeper:
         """Build (and create the tables of) the view in the log's own database."""
         view_class = _VIEW_CLASSES[store.config.backend]
         view = cast(RunsView, store.log.factory.tracking_recorder(view_class))
-        return cls(view, Projector(store.log, view), store.limiter)
+        return cls(view, Projector(store.log, view), store)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run a blocking view method in a worker thread."""
-        return await anyio.to_thread.run_sync(function, *args, limiter=self._limiter)
+        """Run a blocking view method (in a worker thread unless in memory)."""
+        return await self._store.blocking(function, *args)
 
     def log_moved(self) -> None:
         """Something was committed: catch up soon."""

@@ -30,6 +30,7 @@ from stemlog.errors import UnknownRunError
 from stemlog.executor import RunDriver
 from stemlog.fold import RunState
 from stemlog.records import RunStatus
+from stemlog.run import Run
 from stemlog.session import RunSession
 from stemlog.store import RunStore
 
@@ -86,18 +87,30 @@ class Worker:
         self._receive: MemoryObjectReceiveStream[str]
         self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
         self._active: set[str] = set()
+        self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
         self._timers_changed = anyio.Event()
 
-    def schedule(self, run_id: str) -> None:
-        """Drive ``run_id`` soon (again, if a drive of it is under way)."""
+    def schedule(self, run_id: str, run: Run | None = None) -> None:
+        """Drive ``run_id`` soon (again, if a drive of it is under way).
+
+        ``run`` is the aggregate as just committed, which saves a reload; if it
+        turns out stale, the drive's first commit conflicts and reloads.
+        """
         if run_id in self._active:
             self._again.add(run_id)
+            self._fresh.pop(run_id, None)
             return
         self._active.add(run_id)
+        if run is not None:
+            self._fresh[run_id] = run
         self._send.send_nowait(run_id)
+
+    def busy(self) -> int:
+        """How many runs are being driven or waiting to be."""
+        return len(self._active)
 
     def set_timer(self, run_id: str, due_at: datetime | None) -> None:
         """Fire ``run_id``'s timer at ``due_at`` (``None`` forgets it)."""
@@ -132,10 +145,12 @@ class Worker:
                     self.schedule(run_id)
 
     async def _drive(self, run_id: str) -> None:
-        try:
-            run = await self._store.load(run_id)
-        except UnknownRunError:
-            return
+        run = self._fresh.pop(run_id, None)
+        if run is None:
+            try:
+                run = await self._store.load(run_id)
+            except UnknownRunError:
+                return
         state = run.state
         definition = self._resolve(state.workflow, state.workflow_version)
         if definition is None or state.status.is_terminal:
