@@ -215,7 +215,7 @@ class WorkflowApp:
             fingerprint=definition.fingerprint,
             parent_run_id=parent_run_id,
             policy=None,
-            ttl=None if ttl is None else to_seconds(ttl),
+            ttl=None if ttl is None else to_seconds(ttl), forked_from=None,
         )
         await store.commit(run)
         if self._worker is not None:

@@ -36,7 +36,12 @@ class RunFact(Aggregate.Event):
 
 
 class RunStarted(Aggregate.Created):
-    """A run was created. ``workflow_version`` pins the run to one definition version."""
+    """A run was created.
+
+    ``workflow_version`` pins the run to one definition version; ``forked_from``
+    is ``{"run_id", "position"}`` when the run was forked from another run's
+    history, else ``None``.
+    """
 
     TOPIC = "stemlog:RunStarted"
     workflow: str
@@ -47,6 +52,7 @@ class RunStarted(Aggregate.Created):
     parent_run_id: str | None
     policy: dict[str, JSONValue] | None
     ttl: float | None
+    forked_from: dict[str, JSONValue] | None
 
     def apply(self, aggregate: Any) -> None:
         target: _AppliesFacts = aggregate

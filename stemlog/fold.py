@@ -110,6 +110,7 @@ class RunState:
     parent_run_id: str | None
     policy: dict[str, JSONValue] | None
     ttl: float | None
+    forked_from: dict[str, JSONValue] | None
     created_at: datetime
     status: RunStatus = RunStatus.RUNNING
     position: int = 1
@@ -161,6 +162,7 @@ def start_state(fact: RunStarted) -> RunState:
         parent_run_id=fact.parent_run_id,
         policy=fact.policy,
         ttl=fact.ttl,
+        forked_from=fact.forked_from,
         created_at=fact.timestamp,
         updated_at=fact.timestamp,
     )
