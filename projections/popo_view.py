@@ -11,6 +11,7 @@ from eventsourcing.popo import POPOTrackingRecorder
 
 from projections.rows import RunRow, timer_due, watcher_topic
 from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
+from stemlog.children import CHILD_TOPIC_PREFIX
 
 
 class POPORunsView(POPOTrackingRecorder):
@@ -73,6 +74,9 @@ class POPORunsView(POPOTrackingRecorder):
                     continue
                 if query.status is not None and row.status is not query.status:
                     continue
+                expired = query.expired_before
+                if expired is not None and row.expires_at is not None and row.expires_at <= expired:
+                    continue
                 found.append(row)
                 if len(found) >= query.limit:
                     break
@@ -90,6 +94,24 @@ class POPORunsView(POPOTrackingRecorder):
     def next_due(self) -> datetime | None:
         with self._database_lock:
             return min(self._timers.values(), default=None)
+
+    def children(self, parent_run_id: str) -> list[str]:
+        with self._database_lock:
+            return [
+                r.run_id
+                for _, run_id in self._order
+                if (r := self._rows[run_id]).parent_run_id == parent_run_id
+                and not r.status.is_terminal
+            ]
+
+    def child_waits(self) -> list[tuple[str, str]]:
+        with self._database_lock:
+            return [
+                (run_id, topic.removeprefix(CHILD_TOPIC_PREFIX))
+                for topic, runs in self._watchers.items()
+                if topic.startswith(CHILD_TOPIC_PREFIX)
+                for run_id in runs
+            ]
 
     def runnable(self, limit: int) -> list[str]:
         with self._database_lock:

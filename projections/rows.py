@@ -9,7 +9,7 @@ long the run. ``watchers`` and ``timers`` rows are derived from a run's row
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, final
 
 from stemlog.facts import (
@@ -63,6 +63,10 @@ class RunRow:
     cancel_reason: str | None = None
     ended_at: datetime | None = None
     inbox: dict[str, int] = field(default_factory=dict)
+    max_run: float | None = None
+    max_suspend: float | None = None
+    suspended_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(RunRow))
@@ -87,10 +91,14 @@ def start_row(fact: RunStarted, seq: int) -> RunRow:
         position=fact.originator_version,
         parent_run_id=fact.parent_run_id,
         ttl=fact.ttl,
+        max_run=(fact.policy or {}).get("max_run_duration"),
+        max_suspend=(fact.policy or {}).get("max_suspend_duration"),
     )
 
 
-_NO_WAIT: dict[str, Any] = {"wait_topic": None, "wake_at": None, "deadline": None}
+_NO_WAIT: dict[str, Any] = {
+    "wait_topic": None, "wake_at": None, "deadline": None, "suspended_at": None,
+}  # fmt: skip
 
 
 def apply_fact(row: RunRow, fact: AnyFact) -> RunRow:
@@ -128,18 +136,22 @@ def fact_changes(row: RunRow | _Draft, fact: AnyFact) -> dict[str, Any]:
             changes = {"error": error, "retry_at": retry_at}
         case EventAwaited(topic=topic, deadline=deadline):
             changes = _await(row, topic, deadline)
+            if changes.get("status") is RunStatus.SUSPENDED:
+                changes["suspended_at"] = fact.timestamp
         case EventReceived(topic=topic):
             changes = _receive(row, topic)
         case EventTimedOut() | SleepElapsed():
             changes = {"status": RunStatus.RUNNING, **_NO_WAIT}
         case SleepStarted(wake_at=wake_at):
             changes = {"status": RunStatus.SUSPENDED, **_NO_WAIT, "wake_at": wake_at}
+            changes["suspended_at"] = fact.timestamp
         case RunCompleted(result=result):
-            changes = _end(fact.timestamp, RunStatus.COMPLETED) | {"result": result, "error": None}
+            changes = _end(row, fact.timestamp, RunStatus.COMPLETED)
+            changes |= {"result": result, "error": None}
         case RunFailed(error=error):
-            changes = _end(fact.timestamp, RunStatus.FAILED) | {"error": error}
+            changes = _end(row, fact.timestamp, RunStatus.FAILED) | {"error": error}
         case RunCancelled(reason=reason):
-            changes = _end(fact.timestamp, RunStatus.CANCELLED) | {"cancel_reason": reason}
+            changes = _end(row, fact.timestamp, RunStatus.CANCELLED) | {"cancel_reason": reason}
         case RunRewound():
             changes = {
                 "status": RunStatus.RUNNING,
@@ -173,8 +185,10 @@ def _receive(row: RunRow | _Draft, topic: str) -> dict[str, Any]:
     return {"inbox": inbox}
 
 
-def _end(at: datetime, status: RunStatus) -> dict[str, Any]:
-    return {"status": status, "ended_at": at, **_NO_WAIT, "retry_at": None, "current_step": None}
+def _end(row: RunRow | _Draft, at: datetime, status: RunStatus) -> dict[str, Any]:
+    expires_at = None if row.ttl is None else at + timedelta(seconds=row.ttl)
+    changes = {"status": status, "ended_at": at, **_NO_WAIT, "retry_at": None}
+    return changes | {"current_step": None, "expires_at": expires_at}
 
 
 def watcher_topic(row: RunRow) -> str | None:
@@ -183,9 +197,17 @@ def watcher_topic(row: RunRow) -> str | None:
 
 
 def timer_due(row: RunRow) -> datetime | None:
-    """When the worker must act on the run by itself, for the ``timers`` model."""
+    """When the worker must act on the run by itself, for the ``timers`` model:
+    a sleep's end, an event's deadline, a retry, or a cancellation policy's limit."""
+    if row.status.is_terminal:
+        return None
+    dues: list[datetime | None] = []
     if row.status is RunStatus.SUSPENDED:
-        return row.wake_at if row.wake_at is not None else row.deadline
-    if row.status is RunStatus.RUNNING:
-        return row.retry_at
-    return None
+        dues += [row.wake_at, row.deadline]
+        if row.max_suspend is not None and row.suspended_at is not None:
+            dues.append(row.suspended_at + timedelta(seconds=row.max_suspend))
+    else:
+        dues.append(row.retry_at)
+    if row.max_run is not None:
+        dues.append(row.created_at + timedelta(seconds=row.max_run))
+    return min((due for due in dues if due is not None), default=None)

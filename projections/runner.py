@@ -62,9 +62,7 @@ class Projector:
         if not notifications:
             return None
         mapper = self.log.mapper
-        facts: list[AnyFact] = [
-            cast("AnyFact", mapper.to_domain_event(n)) for n in notifications
-        ]
+        facts: list[AnyFact] = [cast("AnyFact", mapper.to_domain_event(n)) for n in notifications]
         started: dict[str, RunRow] = {}
         later: dict[str, list[AnyFact]] = {}
         for notification, fact in zip(notifications, facts, strict=True):

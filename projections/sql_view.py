@@ -19,6 +19,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from projections.rows import RunRow, timer_due, watcher_topic
 from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
+from stemlog.children import CHILD_TOPIC_PREFIX
 from stemlog.records import RunStatus
 
 _COLUMNS = (
@@ -45,9 +46,16 @@ _COLUMNS = (
     "cancel_reason",
     "ended_at",
     "inbox",
+    "max_run",
+    "max_suspend",
+    "suspended_at",
+    "expires_at",
 )
 _JSON = frozenset({"params", "result", "error", "inbox"})
-_TIMES = frozenset({"created_at", "updated_at", "wake_at", "deadline", "retry_at", "ended_at"})
+_TIMES = frozenset(
+    {"created_at", "updated_at", "wake_at", "deadline", "retry_at", "ended_at", "suspended_at",
+     "expires_at"}
+)  # fmt: skip
 
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS {runs} (run_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, "
@@ -56,10 +64,12 @@ _CREATE = (
     "position BIGINT NOT NULL, parent_run_id TEXT, ttl DOUBLE PRECISION, result TEXT, "
     "error TEXT, current_step TEXT, wait_topic TEXT, wake_at BIGINT, deadline BIGINT, "
     "retry_at BIGINT, attempts INTEGER NOT NULL, cancel_reason TEXT, ended_at BIGINT, "
-    "inbox TEXT NOT NULL)",
+    "inbox TEXT NOT NULL, max_run DOUBLE PRECISION, max_suspend DOUBLE PRECISION, "
+    "suspended_at BIGINT, expires_at BIGINT)",
     "CREATE INDEX IF NOT EXISTS {runs_seq_index} ON {runs} (seq)",
     "CREATE INDEX IF NOT EXISTS {runs_status_index} ON {runs} (status, seq)",
     "CREATE INDEX IF NOT EXISTS {runs_workflow_index} ON {runs} (workflow, status, seq)",
+    "CREATE INDEX IF NOT EXISTS {runs_parent_index} ON {runs} (parent_run_id)",
     "CREATE TABLE IF NOT EXISTS {watchers} (topic TEXT NOT NULL, run_id TEXT NOT NULL, "
     "PRIMARY KEY (topic, run_id))",
     "CREATE INDEX IF NOT EXISTS {watchers_run_index} ON {watchers} (run_id)",
@@ -71,6 +81,7 @@ _INDEXES = (
     "runs_seq_index",
     "runs_status_index",
     "runs_workflow_index",
+    "runs_parent_index",
     "watchers_run_index",
     "timers_due_index",
 )
@@ -201,6 +212,9 @@ class _SQLRunsView:
         if query.status is not None:
             clauses.append("status = ?")
             params.append(str(query.status))
+        if query.expired_before is not None:
+            clauses.append("(expires_at IS NULL OR expires_at > ?)")
+            params.append(_micros(query.expired_before))
         params.append(query.limit)
         sql = f"SELECT * FROM {{runs}} WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
         return [record_to_row(record) for record in self._select(sql, params)]
@@ -219,6 +233,20 @@ class _SQLRunsView:
     def next_due(self) -> datetime | None:
         records = self._select("SELECT MIN(due_at) AS due_at FROM {timers}", ())
         return _moment(records[0]["due_at"]) if records else None
+
+    def children(self, parent_run_id: str) -> list[str]:
+        records = self._select(
+            "SELECT run_id FROM {runs} WHERE parent_run_id = ? AND status IN (?, ?) ORDER BY seq",
+            (parent_run_id, "running", "suspended"),
+        )
+        return [record["run_id"] for record in records]
+
+    def child_waits(self) -> list[tuple[str, str]]:
+        records = self._select(
+            "SELECT run_id, topic FROM {watchers} WHERE topic LIKE ?", (CHILD_TOPIC_PREFIX + "%",)
+        )
+        prefix = len(CHILD_TOPIC_PREFIX)
+        return [(record["run_id"], record["topic"][prefix:]) for record in records]
 
     def runnable(self, limit: int) -> list[str]:
         records = self._select(

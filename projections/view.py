@@ -35,6 +35,8 @@ class RunsQuery:
     status: RunStatus | None = None
     limit: int = 100
     after_seq: int | None = None
+    expired_before: datetime | None = None
+    """Leave out runs whose ``expires_at`` is at or before this time (``None``: keep all)."""
 
 
 class RunsView(Protocol):
@@ -74,6 +76,14 @@ class RunsView(Protocol):
 
     def next_due(self) -> datetime | None:
         """The earliest timer."""
+        ...
+
+    def children(self, parent_run_id: str) -> list[str]:
+        """Ids of the parent's child runs that have not ended."""
+        ...
+
+    def child_waits(self) -> list[tuple[str, str]]:
+        """``(parent, child)`` for every run suspended on a child's outcome."""
         ...
 
     def runnable(self, limit: int) -> list[str]:

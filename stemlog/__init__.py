@@ -4,6 +4,7 @@ from stemlog.app import WorkflowApp
 from stemlog.context import FlowContext, ScriptStepContext, StepContext
 from stemlog.definitions import Flow, WorkflowDefinition, WorkflowScript
 from stemlog.errors import (
+    ChildWorkflowError,
     EventTimeoutError,
     InvalidDefinitionError,
     InvalidPayloadError,
@@ -16,14 +17,18 @@ from stemlog.errors import (
     StemlogError,
     StepFailedError,
     UnknownRunError,
+    UnknownStepError,
     UnknownWorkflowError,
 )
 from stemlog.fold import RunState, fold
+from stemlog.policies import CancellationPolicy, RetryPolicy
 from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowKind, WorkflowResult
 from stemlog.refs import WorkflowRef
 from stemlog.script import ScriptContext
 
 __all__ = [
+    "CancellationPolicy",
+    "ChildWorkflowError",
     "ErrorInfo",
     "EventTimeoutError",
     "Fact",
@@ -36,6 +41,7 @@ __all__ = [
     "MissingValueError",
     "NonDeterminismError",
     "ResultNotAvailableError",
+    "RetryPolicy",
     "RunEndedError",
     "RunState",
     "RunStatus",
@@ -46,6 +52,7 @@ __all__ = [
     "StepContext",
     "StepFailedError",
     "UnknownRunError",
+    "UnknownStepError",
     "UnknownWorkflowError",
     "WorkflowApp",
     "WorkflowDefinition",

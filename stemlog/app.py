@@ -1,38 +1,37 @@
-"""The embedded app: registration, starts, events, queries, and its background tasks.
+"""The embedded app: the public API over an open :class:`~stemlog.engine.Engine`.
 
-``async with WorkflowApp.open(url) as app`` opens the log and its views,
-starts the group committer, the projector and (unless ``worker=False``) the
-worker in one task group, and on exit stops them and closes the store. Closing
+``async with WorkflowApp.open(url) as app`` opens the log and its views and
+starts the background tasks (projector, and the worker unless
+``worker=False``); leaving the block stops them and closes the store. Closing
 and reopening on the same SQLite file or PostgreSQL database continues every
 run where its log stands.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, final
 
 import anyio
-from anyio.abc import TaskGroup
 
 from stemlog.clock import Clock, Duration, SystemClock, to_seconds
 from stemlog.codec import JSONValue, normalize_json
 from stemlog.context import check_topic
-from stemlog.definitions import Definable, WorkflowDefinition, as_definition
-from stemlog.delivery import Delivery
-from stemlog.errors import UnknownRunError, UnknownWorkflowError
+from stemlog.definitions import Definable
+from stemlog.engine import Engine
+from stemlog.errors import UnknownRunError
 from stemlog.facts import RunCompleted, RunFailed, fact_fields
+from stemlog.policies import CancellationPolicy
 from stemlog.queries import Queries
 from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
+from stemlog.refs import WorkflowRef
 from stemlog.registry import Registry
-from stemlog.run import Run
-from stemlog.signals import RunSignals, TerminalFact
-from stemlog.store import RunStore, parse_run_id
+from stemlog.signals import TerminalFact
+from stemlog.store import parse_run_id
 from stemlog.urls import parse_store_url
-from stemlog.views import ViewKeeper
-from stemlog.worker import Worker
+
+Startable = str | Definable | WorkflowRef[Any]
 
 
 @final
@@ -55,11 +54,7 @@ class WorkflowApp:
         self._lease = to_seconds(lease)
         self._concurrency = max(int(concurrency), 1)
         self._registry = Registry()
-        self._signals = RunSignals()
-        self._group: TaskGroup | None = None
-        self._store: RunStore | None = None
-        self._views: ViewKeeper | None = None
-        self._worker: Worker | None = None
+        self._engine: Engine | None = None
 
     @classmethod
     def open(
@@ -89,29 +84,10 @@ class WorkflowApp:
         return cls(url, worker=worker, clock=clock, lease=lease, concurrency=concurrency)
 
     async def __aenter__(self) -> WorkflowApp:
-        store = await anyio.to_thread.run_sync(RunStore, self._config)
-        self._store = store
-        try:
-            self._views = await anyio.to_thread.run_sync(ViewKeeper.create, store)
-            self._group = await anyio.create_task_group().__aenter__()
-            if self._with_worker:
-                self._worker = Worker(
-                    store,
-                    self._registry.resolve,
-                    self._clock,
-                    concurrency=self._concurrency,
-                    lease=self._lease,
-                )
-                await self._group.start(self._worker.run)
-                worker_ = self._worker
-                store.solo = lambda: worker_.busy() <= 1
-            store.add_listener(self._on_commit)
-            await self._group.start(self._views.run, self._on_page)
-            if self._worker is not None:
-                await self._views.recover(self._worker)
-        except BaseException:
-            await self._close()
-            raise
+        self._engine = await Engine.open(
+            self._config, self._registry, self._clock,
+            worker=self._with_worker, concurrency=self._concurrency, lease=self._lease,
+        )  # fmt: skip
         return self
 
     async def __aexit__(
@@ -120,46 +96,14 @@ class WorkflowApp:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._close()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.close()
 
-    async def _close(self) -> None:
-        group, self._group = self._group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
-        store, self._store = self._store, None
-        if store is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(store.close)
-
-    # -- background wiring ----------------------------------------------------
-
-    def _on_commit(self, facts: Sequence[Any]) -> None:
-        self._signals.facts_committed(facts)
-        if self._views is not None:
-            self._views.log_moved()
-
-    def _on_page(self, facts: Sequence[Any], rows: Sequence[Any]) -> None:
-        # Facts seen by the projector include those of other processes.
-        self._signals.facts_committed(facts)
-        if self._worker is not None:
-            self._views_feed_worker(rows)
-
-    def _views_feed_worker(self, rows: Sequence[Any]) -> None:
-        from projections.rows import timer_due
-
-        assert self._worker is not None
-        for row in rows:
-            self._worker.set_timer(row.run_id, timer_due(row))
-
-    def _require_open(self) -> tuple[RunStore, ViewKeeper]:
-        if self._store is None or self._views is None:
+    def _open(self) -> Engine:
+        if self._engine is None:
             raise RuntimeError("the app is not open: use 'async with WorkflowApp.open(url) as app'")
-        return self._store, self._views
-
-    def _delivery(self) -> Delivery:
-        store, views = self._require_open()
-        return Delivery(store, views, self._clock, self._worker)
+        return self._engine
 
     # -- registration -----------------------------------------------------------
 
@@ -183,66 +127,46 @@ class WorkflowApp:
 
     async def start(
         self,
-        workflow: str | Definable,
+        workflow: Startable,
         params: Mapping[str, Any] | None = None,
         *,
         parent_run_id: str | None = None,
         ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
     ) -> str:
         """Start a run; returns its id once ``RunStarted`` is durable.
+
+        ``ttl`` hides the run from ``list_runs`` that long after it ended (its
+        facts are kept); ``policy`` lets the worker cancel it by itself.
 
         Raises:
             UnknownWorkflowError: the workflow is not registered.
             InvalidPayloadError: params are not a mapping of JSON values.
         """
-        store, _ = self._require_open()
-        definition = self._definition(workflow)
-        if params is None:
-            params = {}
-        if not isinstance(params, Mapping):
-            from stemlog.errors import InvalidPayloadError
-
-            raise InvalidPayloadError("params", "params must be a mapping of names to values")
-        stored_params = normalize_json(dict(params), "params")
-        run_id = uuid.uuid4()
-        run = Run.begin(
-            run_id=run_id,
-            at=self._clock.now(),
-            workflow=definition.name,
-            kind=str(definition.kind),
-            workflow_version=definition.version,
-            params=stored_params,
-            fingerprint=definition.fingerprint,
-            parent_run_id=parent_run_id,
-            policy=None,
-            ttl=None if ttl is None else to_seconds(ttl), forked_from=None,
+        engine = self._open()
+        run = await engine.starter.start(
+            workflow, params, parent_run_id=parent_run_id, ttl=ttl, policy=policy
         )
-        await store.commit(run)
-        if self._worker is not None:
-            self._worker.schedule(str(run_id), run)
-        return str(run_id)
-
-    def _definition(self, workflow: str | Definable) -> WorkflowDefinition:
-        if isinstance(workflow, str):
-            return self._registry.latest(workflow)
-        definition = as_definition(workflow)
-        registered = self._registry.resolve(definition.name, definition.version)
-        if registered is None:
-            raise UnknownWorkflowError(definition.name, definition.version)
-        return registered
+        run_id = run.state.run_id
+        if engine.worker is not None:
+            engine.worker.schedule(run_id, run)
+        return run_id
 
     async def start_and_wait(
         self,
-        workflow: str | Definable,
+        workflow: Startable,
         params: Mapping[str, Any] | None = None,
         *,
         timeout: Duration | None = None,
         parent_run_id: str | None = None,
         ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
     ) -> WorkflowResult:
         """Start a run and wait for it to end (or for ``timeout``)."""
-        run_id = await self.start(workflow, params, parent_run_id=parent_run_id, ttl=ttl)
-        return await self._wait(run_id, timeout, known_running=self._worker is not None)
+        run_id = await self.start(
+            workflow, params, parent_run_id=parent_run_id, ttl=ttl, policy=policy
+        )
+        return await self._wait(run_id, timeout, known_running=self._open().worker is not None)
 
     async def wait_for(self, run_id: str, timeout: Duration | None = None) -> WorkflowResult:
         """Wait until the run ends, woken by its terminal fact (no polling).
@@ -261,20 +185,22 @@ class WorkflowApp:
     ) -> WorkflowResult:
         # known_running: this app just started the run and its worker drives it,
         # so its terminal fact will pass through this app's commit listener.
-        store, _ = self._require_open()
+        engine = self._open()
         with anyio.move_on_after(None if timeout is None else to_seconds(timeout)):
             while True:
-                ended = self._signals.watch(run_id)
-                fact = self._signals.ended(run_id)
+                ended = engine.signals.watch(run_id)
+                fact = engine.signals.ended(run_id)
                 if fact is not None:
+                    await engine.views.catch_up()  # read-your-writes for get_run/list_runs
                     return _result_of(run_id, fact)
                 if not known_running:
-                    state = (await store.load(run_id)).state
+                    state = (await engine.store.load(run_id)).state
                     if state.status.is_terminal:
+                        await engine.views.catch_up()
                         return WorkflowResult(run_id, state.status, state.result, state.error)
                 known_running = False
                 await ended.wait()
-        state = (await store.load(run_id)).state
+        state = (await engine.store.load(run_id)).state
         return WorkflowResult(run_id, state.status, state.result, state.error, timed_out=True)
 
     async def emit(self, topic: str, payload: JSONValue = None) -> list[str]:
@@ -289,7 +215,7 @@ class WorkflowApp:
         """
         check_topic(topic)
         value = normalize_json(payload, "payload")
-        return await self._delivery().emit(topic, value)
+        return await self._open().delivery.emit(topic, value)
 
     async def send(self, run_id: str, topic: str, payload: JSONValue = None) -> None:
         """Deliver ``payload`` to one run; kept until the run waits on ``topic``.
@@ -301,22 +227,48 @@ class WorkflowApp:
         """
         check_topic(topic)
         value = normalize_json(payload, "payload")
-        await self._delivery().send(run_id, topic, value)
+        await self._open().delivery.send(run_id, topic, value)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
-        """End a run as ``cancelled``; a step in flight finishes, nothing more runs.
+        """End a run and its running children as ``cancelled``.
+
+        A step in flight finishes, but nothing more of the run is recorded.
 
         Raises:
             UnknownRunError: no such run.
             RunEndedError: the run has already ended.
         """
-        await self._delivery().cancel(run_id, reason)
+        await self._open().delivery.cancel(run_id, reason)
+
+    async def rewind(self, run_id: str, step: str) -> None:
+        """Run ``step`` and the steps after it again (``RunRewound``; nothing is deleted).
+
+        Raises:
+            UnknownRunError: no such run.
+            UnknownStepError: the run never ran ``step``.
+        """
+        await self._open().delivery.rewind(run_id, step)
+
+    async def fork(self, run_id: str, step: str) -> str:
+        """Start a new run whose history is this run's up to ``step``; returns its id.
+
+        The new run records ``forked_from`` and runs ``step`` onwards itself.
+
+        Raises:
+            UnknownRunError: no such run.
+            UnknownStepError: the run never ran ``step``.
+        """
+        engine = self._open()
+        run = await engine.delivery.fork(engine.starter, run_id, step)
+        if engine.worker is not None:
+            engine.worker.schedule(run.state.run_id, run)
+        return run.state.run_id
 
     # -- queries ----------------------------------------------------------------
 
     def _queries(self) -> Queries:
-        _, views = self._require_open()
-        return Queries(views, self._worker.leases if self._worker else None)
+        engine = self._open()
+        return Queries(engine.views, engine.worker.leases if engine.worker else None, self._clock)
 
     async def get_run(self, run_id: str) -> RunView | None:
         """The run as the ``runs`` view shows it (caught up to the log), or ``None``."""
@@ -328,12 +280,16 @@ class WorkflowApp:
         status: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        *,
+        include_expired: bool = False,
     ) -> list[RunView]:
         """Runs in start order, filtered.
 
-        Pass the last run id of a page as ``after`` to get the next page.
+        Pass the last run id of a page as ``after`` to get the next page. Runs
+        whose ``ttl`` has passed since they ended are left out unless
+        ``include_expired``.
         """
-        return await self._queries().list_runs(workflow, status, limit, after)
+        return await self._queries().list_runs(workflow, status, limit, after, include_expired)
 
     async def runs_waiting_on(self, topic: str) -> list[str]:
         """Ids of the runs suspended on ``topic`` now."""
@@ -346,8 +302,7 @@ class WorkflowApp:
         Raises:
             UnknownRunError: no such run.
         """
-        store, _ = self._require_open()
-        facts = await store.facts(run_id)
+        facts = await self._open().store.facts(run_id)
         if not facts:
             raise UnknownRunError(run_id)
         return [

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, final
 
+from stemlog.children import ChildLauncher, child_run_id, child_topic, unwrap_outcome
 from stemlog.clock import Clock, Duration, require_aware, to_seconds
 from stemlog.codec import JSONValue
 from stemlog.errors import EventTimeoutError, InvalidTopicError, MissingValueError
@@ -65,6 +66,8 @@ class StepContext:
         previous: tuple[bool, JSONValue],
         resume: Resume | None,
         clock: Clock,
+        children: ChildLauncher | None = None,
+        generation: int = 0,
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -77,6 +80,9 @@ class StepContext:
         self._previous = previous
         self._resume = resume
         self._clock = clock
+        self._children = children
+        self._generation = generation
+        self._child_calls = 0
         self.wait_request: WaitRequest | None = None
 
     # -- params and values ------------------------------------------------
@@ -235,6 +241,35 @@ class StepContext:
             return
         self.sleep(delay)
         raise SuspendStep
+
+    # -- child workflows ------------------------------------------------------
+
+    async def start_child(self, workflow: Any, params: Any = None) -> str:
+        """Start a child run (a name, Flow, WorkflowScript, definition or ref).
+
+        Idempotent across re-executions of this step: the child's id is
+        derived from this step, so a step that runs again finds the child it
+        started. Returns the child's run id.
+        """
+        if self._children is None:
+            raise RuntimeError("child workflows need a running app")
+        scope = f"{self.step_name}#{self.iteration}/{self._generation}/{self._child_calls}"
+        self._child_calls += 1
+        run_id = child_run_id(self.run_id, scope)
+        return await self._children.start_child(workflow, params, self.run_id, run_id)
+
+    async def start_child_and_wait(self, workflow: Any, params: Any = None) -> Any:
+        """Start a child run and suspend this step until it ends.
+
+        Woken by the child's terminal fact, not by polling. Returns the child's
+        result.
+
+        Raises:
+            ChildWorkflowError: the child ended failed or cancelled.
+        """
+        child = await self.start_child(workflow, params)
+        outcome = await self.wait_for_event(child_topic(child))
+        return unwrap_outcome(child, outcome)
 
     def _after(self, delay: Duration) -> datetime:
         return self._clock.now() + timedelta(seconds=to_seconds(delay))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, final, overload
 
 from stemlog.errors import InvalidDefinitionError
+from stemlog.policies import RetryPolicy
 from stemlog.records import WorkflowKind, WorkflowResult
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class StepSpec:
     name: str
     handler: StepHandler
     auto_version: bool = False
+    retry: RetryPolicy | None = None
 
 
 @final
@@ -53,6 +55,8 @@ class WorkflowDefinition:
     steps: tuple[StepSpec, ...]
     run: ScriptRun | None
     fingerprint: str
+    retry: RetryPolicy | None = None
+    """The retry policy of steps that declare none."""
 
     @property
     def definition(self) -> WorkflowDefinition:
@@ -133,10 +137,16 @@ class Flow(_Startable):
     """
 
     def __init__(
-        self, name: str, build: Callable[[Flow], None] | None = None, *, version: int = 1
+        self,
+        name: str,
+        build: Callable[[Flow], None] | None = None,
+        *,
+        version: int = 1,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._name = _check_name(name, "a workflow name")
         self._version = _check_version(name, version)
+        self._retry = retry
         self._steps: list[StepSpec] = []
         self._definition: WorkflowDefinition | None = None
         if build is not None:
@@ -144,12 +154,22 @@ class Flow(_Startable):
 
     @overload
     def step(
-        self, name: str, fn: None = None, *, auto_version: bool = False
+        self,
+        name: str,
+        fn: None = None,
+        *,
+        auto_version: bool = False,
+        retry: RetryPolicy | None = None,
     ) -> Callable[[Callable[[FlowContext], Any]], Callable[[FlowContext], Any]]: ...
 
     @overload
     def step(
-        self, name: str, fn: Callable[[FlowContext], Any], *, auto_version: bool = False
+        self,
+        name: str,
+        fn: Callable[[FlowContext], Any],
+        *,
+        auto_version: bool = False,
+        retry: RetryPolicy | None = None,
     ) -> Callable[[FlowContext], Any]: ...
 
     def step(
@@ -158,6 +178,7 @@ class Flow(_Startable):
         fn: Callable[[FlowContext], Any] | None = None,
         *,
         auto_version: bool = False,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """Declare the next step; use as ``@flow.step("name")`` or ``flow.step("name", fn)``.
 
@@ -172,7 +193,7 @@ class Flow(_Startable):
         def declare(handler: Callable[[FlowContext], Any]) -> Callable[[FlowContext], Any]:
             if not callable(handler):
                 raise InvalidDefinitionError(self._name, f"step {name!r} needs a callable")
-            self._steps.append(StepSpec(name, handler, auto_version))
+            self._steps.append(StepSpec(name, handler, auto_version, retry))
             self._definition = None
             return handler
 
@@ -193,7 +214,7 @@ class Flow(_Startable):
                 WorkflowKind.FLOW, self._name, self._version, tuple(s.name for s in steps)
             )
             self._definition = WorkflowDefinition(
-                self._name, WorkflowKind.FLOW, self._version, steps, None, fingerprint
+                self._name, WorkflowKind.FLOW, self._version, steps, None, fingerprint, self._retry
             )
         return self._definition
 
@@ -214,13 +235,14 @@ class WorkflowScript(_Startable):
         run: Callable[[ScriptContext], Awaitable[Any]],
         *,
         version: int = 1,
+        retry: RetryPolicy | None = None,
     ) -> None:
         _check_name(name, "a workflow name")
         if not callable(run):
             raise InvalidDefinitionError(name, "run must be an async function")
         fingerprint = _fingerprint(WorkflowKind.SCRIPT, name, _check_version(name, version), ())
         self._definition = WorkflowDefinition(
-            name, WorkflowKind.SCRIPT, version, (), run, fingerprint
+            name, WorkflowKind.SCRIPT, version, (), run, fingerprint, retry
         )
 
     @property

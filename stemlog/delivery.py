@@ -1,4 +1,5 @@
-"""Writes that come from outside a run: ``emit``, ``send`` and ``cancel``.
+"""Writes that come from outside a run: ``emit``, ``send``, ``cancel``,
+``rewind``, ``fork`` and the delivery of a child's outcome to its parent.
 
 Each loads the runs it touches, decides on their folded state, and commits;
 when another writer appended meanwhile (optimistic concurrency), it reloads
@@ -8,18 +9,22 @@ atomic append, so once it returns no delivery can be lost.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import TYPE_CHECKING, final
 
+from stemlog.children import child_end_event_id, child_outcome, child_topic
 from stemlog.clock import Clock
 from stemlog.codec import JSONValue
-from stemlog.errors import UnknownRunError
+from stemlog.errors import RunEndedError, UnknownRunError, UnknownStepError
+from stemlog.facts import StepStarted
 from stemlog.run import Run
 from stemlog.session import ConflictError
 from stemlog.store import RunStore, parse_run_id
 from stemlog.views import ViewKeeper
 
 if TYPE_CHECKING:
+    from stemlog.starter import Starter
     from stemlog.worker import Worker
 
 _ATTEMPTS = 50
@@ -66,10 +71,53 @@ class Delivery:
         await self._update(run_id, lambda run, at: run.receive_event(topic, payload, event_id, at))
 
     async def cancel(self, run_id: str, reason: str | None) -> None:
+        """Cancel the run, then its children that are still going (depth first)."""
         parse_run_id(run_id)
-        await self._update(run_id, lambda run, at: run.cancel(reason, at))
+        run = await self._update(run_id, lambda run, at: run.cancel(reason, at))
+        await self._cascade(run_id, reason)
+        if run.state.parent_run_id is not None:
+            await self.deliver_child_outcome(run_id)
 
-    async def _update(self, run_id: str, change: _Change) -> None:
+    async def _cascade(self, parent_run_id: str, reason: str | None) -> None:
+        await self._views.catch_up()
+        for child in await self._views.call(self._views.view.children, parent_run_id):
+            with contextlib.suppress(RunEndedError, UnknownRunError):
+                await self.cancel(child, reason or f"parent {parent_run_id} cancelled")
+
+    async def rewind(self, run_id: str, step: str) -> None:
+        parse_run_id(run_id)
+        await self._update(run_id, lambda run, at: run.rewind(step, at))
+
+    async def fork(self, starter: Starter, run_id: str, step: str) -> Run:
+        """A new run with this run's history up to the first start of ``step``."""
+        source = await self._store.load(run_id)
+        facts = await self._store.facts(run_id)
+        upto = next(
+            (i for i, f in enumerate(facts) if isinstance(f, StepStarted) and f.step == step),
+            None,
+        )
+        if upto is None:
+            raise UnknownStepError(run_id, step)
+        return await starter.fork(source.state, facts, upto)
+
+    async def deliver_child_outcome(self, child_run_id: str) -> None:
+        """Tell the parent how its child ended (idempotent; a no-op while it runs)."""
+        try:
+            child = (await self._store.load(child_run_id)).state
+        except UnknownRunError:
+            return
+        parent = child.parent_run_id
+        if parent is None or not child.status.is_terminal:
+            return
+        error = None if child.error is None else child.error.to_json()
+        outcome = child_outcome(str(child.status), child.result, error)
+        topic, event_id = child_topic(child_run_id), child_end_event_id(child_run_id)
+        with contextlib.suppress(RunEndedError, UnknownRunError):
+            await self._update(
+                parent, lambda run, at: run.receive_event(topic, outcome, event_id, at)
+            )
+
+    async def _update(self, run_id: str, change: _Change) -> Run:
         for _ in range(_ATTEMPTS):
             run = await self._store.load(run_id)
             change(run, self._clock.now())
@@ -78,7 +126,7 @@ class Delivery:
             except ConflictError:
                 continue
             self._wake([run])
-            return
+            return run
         raise RuntimeError(f"run {run_id} kept conflicting with other writers")
 
     def _wake(self, runs: list[Run]) -> None:

@@ -7,6 +7,7 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     StemlogError
     ├── UnknownWorkflowError (LookupError)   no definition registered under a name
     ├── UnknownRunError (LookupError)        no run with that id in the store
+    ├── UnknownStepError (LookupError)       a rewind or fork to a step the run never ran
     ├── InvalidPayloadError (ValueError)     params, values or payloads orjson cannot encode
     ├── InvalidTopicError (ValueError)       a topic that is not a non-empty string
     ├── InvalidDefinitionError (ValueError)  a malformed Flow or WorkflowScript
@@ -15,6 +16,7 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     ├── RunEndedError (RuntimeError)         a write to a run that has already ended
     ├── NonDeterminismError (RuntimeError)   the code asked for another step than the log holds
     ├── StepFailedError (RuntimeError)       a script step failed and has no attempt left
+    ├── ChildWorkflowError (RuntimeError)    a child run awaited by its parent did not complete
     ├── EventTimeoutError (TimeoutError)     an awaited event's deadline passed first
     └── ResultNotAvailableError (RuntimeError) ``required_value()`` on a run that did not complete
 
@@ -48,6 +50,16 @@ class UnknownRunError(StemlogError, LookupError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"unknown run {run_id!r}")
+
+
+@final
+class UnknownStepError(StemlogError, LookupError):
+    """The run never started ``step`` (so it cannot be rewound or forked there)."""
+
+    def __init__(self, run_id: str, step: str) -> None:
+        self.run_id = run_id
+        self.step = step
+        super().__init__(f"run {run_id} never ran step {step!r}")
 
 
 @final
@@ -141,6 +153,21 @@ class StepFailedError(StemlogError, RuntimeError):
         self.error_type = error_type
         self.error_message = message
         super().__init__(f"step {step!r} failed: {error_type}: {message}")
+
+
+@final
+class ChildWorkflowError(StemlogError, RuntimeError):
+    """A child run that its parent waited for ended ``failed`` or ``cancelled``."""
+
+    def __init__(
+        self, child_run_id: str, status: str, error_type: str | None, message: str
+    ) -> None:
+        self.child_run_id = child_run_id
+        self.status = status
+        self.error_type = error_type
+        self.error_message = message
+        detail = f"{error_type}: {message}" if error_type else message
+        super().__init__(f"child run {child_run_id} ended {status}: {detail}")
 
 
 @final

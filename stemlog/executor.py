@@ -15,63 +15,21 @@ step: steps are executed at least once and recorded exactly once.
 
 from __future__ import annotations
 
-import inspect
-import traceback
-from collections.abc import Callable
-from typing import Any, final
+from typing import final
 
-import anyio
 from anyio import CapacityLimiter
 
+from stemlog.children import ChildLauncher
 from stemlog.clock import Clock
-from stemlog.codec import JSONValue, normalize_json
-from stemlog.context import FlowContext, ScriptStepContext, StepContext, SuspendStep
-from stemlog.definitions import StepHandler, WorkflowDefinition
-from stemlog.errors import InvalidPayloadError, NonDeterminismError
-from stemlog.fold import StepKey, step_label
+from stemlog.codec import JSONValue
+from stemlog.context import FlowContext
+from stemlog.definitions import WorkflowDefinition
+from stemlog.errors import NonDeterminismError
+from stemlog.fold import StepKey
+from stemlog.outcomes import RetryScheduled, StepError, Suspended, error_info
 from stemlog.records import ErrorInfo, RunStatus, WorkflowKind
 from stemlog.session import RunSession
-
-
-class Suspended(BaseException):
-    """The run recorded a wait; unwinds a script's ``run`` (internal)."""
-
-
-class StepError(Exception):
-    """A step's handler raised and the failure is recorded (internal)."""
-
-    def __init__(self, key: StepKey, info: ErrorInfo) -> None:
-        super().__init__(info.message)
-        self.key = key
-        self.info = info
-
-
-def error_info(error: BaseException) -> ErrorInfo:
-    """The recorded form of an exception: qualified type, message, traceback."""
-    kind = type(error)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-    text = "".join(traceback.format_exception(error))
-    return ErrorInfo(name, str(error), text)
-
-
-def _is_async(handler: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None)  # noqa: B004 - callable objects
-    )
-
-
-async def call_handler(handler: StepHandler, ctx: StepContext, limiter: CapacityLimiter) -> Any:
-    """Await an async handler; run a sync one in a worker thread."""
-    if _is_async(handler):
-        return await handler(ctx)
-    result = await anyio.to_thread.run_sync(handler, ctx, limiter=limiter)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+from stemlog.step_runner import run_step
 
 
 @final
@@ -84,11 +42,13 @@ class RunDriver:
         definition: WorkflowDefinition,
         clock: Clock,
         limiter: CapacityLimiter,
+        children: ChildLauncher | None = None,
     ) -> None:
         self.session = session
         self.definition = definition
         self.clock = clock
-        self._limiter = limiter
+        self.limiter = limiter
+        self.children = children
 
     async def drive(self) -> None:
         """Run steps while the run is runnable; returns when it suspends or ends."""
@@ -99,7 +59,8 @@ class RunDriver:
         await self.session.run_with(self._wake_if_due)
 
     async def _wake_if_due(self) -> None:
-        wait, now = self.session.state.wait, self.clock.now()
+        state, now = self.session.state, self.clock.now()
+        wait = state.wait
         if wait is None or wait.due_at is None or wait.due_at > now:
             return
         if wait.wake_at is not None:
@@ -150,8 +111,9 @@ class RunDriver:
                 continue
             previous = (False, None) if index == 0 else self._value_of((steps[index - 1].name, 0))
             try:
-                await self.run_step(key, spec.handler, index, previous, FlowContext)
-            except Suspended:
+                retry = spec.retry or self.definition.retry
+                await run_step(self, key, spec.handler, index, previous, FlowContext, retry)
+            except (Suspended, RetryScheduled):
                 await self.session.flush()
                 return
             except StepError as failure:
@@ -165,62 +127,3 @@ class RunDriver:
     def _value_of(self, key: StepKey) -> tuple[bool, JSONValue]:
         completed = self.session.state.completed
         return (True, completed[key]) if key in completed else (False, None)
-
-    async def run_step(
-        self,
-        key: StepKey,
-        handler: StepHandler,
-        index: int,
-        previous: tuple[bool, JSONValue],
-        context_class: type[FlowContext] | type[ScriptStepContext],
-    ) -> JSONValue:
-        """Enter a step: record its start, run its handler, record the outcome.
-
-        Returns:
-            The step's value (its ``StepCompleted`` is applied, not yet flushed).
-
-        Raises:
-            Suspended: the step recorded a wait (already flushed).
-            StepError: the handler raised (``StepFailed`` applied, not flushed).
-        """
-        session = self.session
-        attempt, started_at = session.state.next_attempt(key), self.clock.now()
-        session.do(lambda run: run.start_step(key, attempt, started_at))
-        await session.flush()
-        state = session.state
-        ctx = context_class(
-            run_id=state.run_id,
-            workflow=state.workflow,
-            params=state.params,
-            step_name=key[0],
-            step_index=index,
-            iteration=key[1],
-            attempt=attempt,
-            previous=previous,
-            resume=state.resume_for(key),
-            clock=self.clock,
-        )
-        try:
-            value = await call_handler(handler, ctx, self._limiter)
-            if ctx.wait_request is None:
-                value = normalize_json(value, f"the value of step {step_label(key)!r}")
-        except SuspendStep:
-            value = None
-        except (Exception, InvalidPayloadError) as error:
-            info, at = error_info(error), self.clock.now()
-            session.do(lambda run: run.fail_step(key, info.to_json(), None, at))
-            raise StepError(key, info) from None
-        at = self.clock.now()
-        request = ctx.wait_request
-        if request is None:
-            session.do(lambda run: run.complete_step(key, value, at))
-            return value
-        if request.topic is not None:
-            topic, deadline = request.topic, request.deadline
-            session.do(lambda run: run.await_event(key, topic, deadline, at))
-        else:
-            wake_at = request.wake_at
-            assert wake_at is not None
-            session.do(lambda run: run.start_sleep(key, wake_at, at))
-        await session.flush()
-        raise Suspended

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeAlias, assert_never, final
 
@@ -123,6 +123,8 @@ class RunState:
     failed: bool = False
     retry_at: datetime | None = None
     failures: dict[StepKey, ErrorInfo] = field(default_factory=dict)
+    retries: dict[StepKey, int] = field(default_factory=dict)
+    received: set[str] = field(default_factory=set)
     wait: PendingWait | None = None
     resume: Resume | None = None
     inbox: dict[str, list[Delivery]] = field(default_factory=dict)
@@ -141,6 +143,20 @@ class RunState:
         if self.current != key:
             return 1
         return self.attempt + 1 if self.in_flight or self.failed else max(self.attempt, 1)
+
+    def cancel_due(self) -> tuple[datetime, str] | None:
+        """When the cancellation policy ends the run, and why (``None``: never)."""
+        policy = self.policy or {}
+        if self.status.is_terminal:
+            return None
+        due: list[tuple[datetime, str]] = []
+        max_run = policy.get("max_run_duration")
+        if max_run is not None:
+            due.append((self.created_at + timedelta(seconds=max_run), "max_run_duration"))
+        max_suspend = policy.get("max_suspend_duration")
+        if max_suspend is not None and self.wait is not None:
+            due.append((self.wait.since + timedelta(seconds=max_suspend), "max_suspend_duration"))
+        return min(due) if due else None
 
     def resume_for(self, key: StepKey) -> Resume | None:
         """The resume input waiting for ``key``, if any."""
@@ -201,13 +217,17 @@ def evolve(state: RunState, fact: AnyFact) -> None:
         case StepFailed(step=step, iteration=iteration, retry_at=retry_at, error=error):
             state.in_flight, state.resume, state.retry_at = False, None, retry_at
             state.failed = True
-            if retry_at is None:
+            if retry_at is not None:
+                key = (step, iteration)
+                state.retries[key] = state.retries.get(key, 0) + 1
+            else:
                 # No attempt left: the step is settled as failed, like a completion.
                 state.failures[(step, iteration)] = ErrorInfo.from_json(error)
                 state.current, state.failed = None, False
         case EventAwaited(step=step, iteration=iteration, topic=topic, deadline=deadline):
             _await_event(state, fact.timestamp, (step, iteration), topic, deadline)
         case EventReceived(topic=topic, payload=payload, event_id=event_id):
+            state.received.add(event_id)
             _receive_event(state, topic, payload, event_id)
         case EventTimedOut(topic=topic):
             _resume(state, ResumeKind.TIMEOUT, topic, None)

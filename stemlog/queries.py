@@ -6,6 +6,7 @@ from typing import final
 
 from projections.rows import RunRow
 from projections.view import RunsQuery
+from stemlog.clock import Clock
 from stemlog.records import ErrorInfo, RunStatus, RunView, WorkflowKind
 from stemlog.views import ViewKeeper
 from stemlog.worker import LeaseBook
@@ -15,9 +16,10 @@ from stemlog.worker import LeaseBook
 class Queries:
     """Reads for one call; every read first brings the views to the log's head."""
 
-    def __init__(self, views: ViewKeeper, leases: LeaseBook | None) -> None:
+    def __init__(self, views: ViewKeeper, leases: LeaseBook | None, clock: Clock) -> None:
         self._views = views
         self._leases = leases
+        self._clock = clock
 
     async def get_run(self, run_id: str) -> RunView | None:
         await self._views.catch_up()
@@ -25,7 +27,12 @@ class Queries:
         return None if row is None else self._to_view(row)
 
     async def list_runs(
-        self, workflow: str | None, status: str | None, limit: int, after: str | None
+        self,
+        workflow: str | None,
+        status: str | None,
+        limit: int,
+        after: str | None,
+        include_expired: bool = False,
     ) -> list[RunView]:
         wanted = None if status is None else RunStatus(status)
         await self._views.catch_up()
@@ -33,7 +40,8 @@ class Queries:
         if after is not None:
             anchor = await self._views.call(self._views.view.get_row, after)
             after_seq = None if anchor is None else anchor.seq
-        query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq)
+        expired_before = None if include_expired else self._clock.now()
+        query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq, expired_before)
         rows = await self._views.call(self._views.view.list_rows, query)
         return [self._to_view(row) for row in rows]
 

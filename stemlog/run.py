@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from stemlog.codec import JSONValue
-from stemlog.errors import RunEndedError
+from stemlog.errors import RunEndedError, UnknownStepError
 from stemlog.facts import (
     AnyFact,
     EventAwaited,
@@ -130,8 +130,13 @@ class Run(Aggregate):
         )
 
     def receive_event(self, topic: str, payload: JSONValue, event_id: str, at: datetime) -> None:
-        """Deliver a payload: resumes the run if it waits on ``topic``, else buffers it."""
-        self._live()
+        """Deliver a payload: resumes the run if it waits on ``topic``, else buffers it.
+
+        A payload whose ``event_id`` this run already received is ignored, so
+        deliveries can be retried safely.
+        """
+        if event_id in self._live().received:
+            return
         self.trigger_event(
             EventReceived, topic=topic, payload=payload, event_id=event_id, timestamp=at
         )
@@ -163,4 +168,11 @@ class Run(Aggregate):
         self.trigger_event(RunCancelled, reason=reason, timestamp=at)
 
     def rewind(self, to_step: str, at: datetime) -> None:
+        """Re-run ``to_step`` and the steps after it (also on an ended run).
+
+        Raises:
+            UnknownStepError: the run never started ``to_step``.
+        """
+        if all(name != to_step for name, _ in self.state.steps):
+            raise UnknownStepError(self.state.run_id, to_step)
         self.trigger_event(RunRewound, to_step=to_step, timestamp=at)

@@ -18,8 +18,10 @@ from stemlog.codec import JSONValue, normalize_json
 from stemlog.context import ScriptStepContext, check_topic
 from stemlog.definitions import ScriptStepHandler
 from stemlog.errors import InvalidDefinitionError, NonDeterminismError, StepFailedError
-from stemlog.executor import StepError, Suspended, error_info
 from stemlog.fold import StepKey, step_label
+from stemlog.outcomes import RetryScheduled, StepError, Suspended, error_info
+from stemlog.policies import RetryPolicy
+from stemlog.step_runner import run_step
 
 if TYPE_CHECKING:
     from stemlog.executor import RunDriver
@@ -48,7 +50,14 @@ class ScriptContext:
         """A start param, or ``default`` when absent."""
         return self.params.get(name, default)
 
-    async def step(self, name: str, fn: ScriptStepHandler, *, auto_version: bool = False) -> Any:
+    async def step(
+        self,
+        name: str,
+        fn: ScriptStepHandler,
+        *,
+        auto_version: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
         """A durable checkpoint: run ``fn`` once and record its value.
 
         With ``auto_version=True`` repeated calls are keyed ``name#0, name#1, ...``
@@ -74,8 +83,9 @@ class ScriptContext:
         if position > len(state.steps):
             self._diverge(position, None, step_label(key))
         try:
-            value = await self._driver.run_step(
-                key, fn, position, self._previous, ScriptStepContext
+            policy = retry or self._driver.definition.retry
+            value = await run_step(
+                self._driver, key, fn, position, self._previous, ScriptStepContext, policy
             )
         except StepError as failure_:
             await self._driver.session.flush()
@@ -144,7 +154,7 @@ async def run_script(driver: RunDriver) -> None:
     try:
         result = await definition.run(script)
         result = normalize_json(result, "the result of run")
-    except Suspended:
+    except (Suspended, RetryScheduled):
         await driver.session.flush()
         return
     except Exception as error:

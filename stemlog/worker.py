@@ -15,15 +15,16 @@ from __future__ import annotations
 import heapq
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import final
 
 import anyio
 from anyio import CapacityLimiter
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from stemlog.children import ChildLauncher
 from stemlog.clock import Clock
 from stemlog.definitions import WorkflowDefinition
 from stemlog.errors import UnknownRunError
@@ -76,8 +77,14 @@ class Worker:
         *,
         concurrency: int,
         lease: float,
+        children: ChildLauncher | None = None,
+        settled: Callable[[RunState], None] | None = None,
+        enforce: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
+        self._children = children
+        self._settled = settled
+        self._enforce = enforce
         self._resolve = resolve
         self._clock = clock
         self._concurrency = concurrency
@@ -92,6 +99,7 @@ class Worker:
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
         self._timers_changed = anyio.Event()
+        self._tasks: TaskGroup | None = None
 
     def schedule(self, run_id: str, run: Run | None = None) -> None:
         """Drive ``run_id`` soon (again, if a drive of it is under way).
@@ -128,6 +136,7 @@ class Worker:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Drive runs and fire timers until cancelled."""
         async with anyio.create_task_group() as group:
+            self._tasks = group
             for _ in range(self._concurrency):
                 group.start_soon(self._drive_loop)
             group.start_soon(self._timer_loop)
@@ -153,26 +162,39 @@ class Worker:
                 return
         state = run.state
         definition = self._resolve(state.workflow, state.workflow_version)
-        if definition is None or state.status.is_terminal:
+        if definition is None or state.status.is_terminal or await self._cancelled_by_policy(state):
             self._note_timer(state)
             return
         self.leases.claim(run_id)
         try:
             session = RunSession(run, self._store)
-            driver = RunDriver(session, definition, self._clock, self.handler_limiter)
+            driver = RunDriver(
+                session, definition, self._clock, self.handler_limiter, self._children
+            )
             await driver.wake_if_due()
             await driver.drive()
             self._note_timer(session.state)
+            if self._settled is not None:
+                self._settled(session.state)
         finally:
             self.leases.release(run_id)
 
+    async def _cancelled_by_policy(self, state: RunState) -> bool:
+        due = state.cancel_due()
+        if due is None or due[0] > self._clock.now() or self._enforce is None:
+            return False
+        return await self._enforce(state.run_id)
+
     def _note_timer(self, state: RunState) -> None:
-        due: datetime | None = None
-        if state.wait is not None:
-            due = state.wait.due_at
+        dues: list[datetime] = []
+        if state.wait is not None and state.wait.due_at is not None:
+            dues.append(state.wait.due_at)
         elif state.status is RunStatus.RUNNING and state.retry_at is not None:
-            due = state.retry_at
-        self.set_timer(state.run_id, due)
+            dues.append(state.retry_at)
+        cancel = state.cancel_due()
+        if cancel is not None:
+            dues.append(cancel[0])
+        self.set_timer(state.run_id, min(dues, default=None))
 
     async def _timer_loop(self) -> None:
         while True:
@@ -182,7 +204,7 @@ class Worker:
                 due_at, run_id = heapq.heappop(self._heap)
                 if self._due.get(run_id) == due_at:
                     del self._due[run_id]
-                    self.schedule(run_id)
+                    self._fire(run_id)
             if not self._heap:
                 await self._timers_changed.wait()
                 continue
@@ -191,6 +213,16 @@ class Worker:
                 group.start_soon(self._sleep_then_cancel, earliest, group.cancel_scope)
                 await self._timers_changed.wait()
                 group.cancel_scope.cancel()
+
+    def _fire(self, run_id: str) -> None:
+        """A timer is due: a policy may cancel the run even mid-step; then drive it."""
+        if run_id in self._active and self._enforce is not None and self._tasks is not None:
+            self._tasks.start_soon(self._enforce_now, run_id)
+        self.schedule(run_id)
+
+    async def _enforce_now(self, run_id: str) -> None:
+        if self._enforce is not None:
+            await self._enforce(run_id)
 
     async def _sleep_then_cancel(self, moment: datetime, scope: anyio.CancelScope) -> None:
         await self._clock.sleep_until(moment)

@@ -1,0 +1,154 @@
+"""The parts of an open app and how they are wired together.
+
+The engine owns the store, the views and their projector, the worker and the
+task group they run in. Wiring: every commit wakes ``wait_for`` callers and
+the projector; every projected page re-arms timers and tells parents about
+children that ended (also those ended by other processes); every drive that
+settles a run does the same for the runs it just drove.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any, final
+
+import anyio
+from anyio.abc import TaskGroup
+
+from projections.rows import RunRow, timer_due
+from stemlog.children import CHILD_TOPIC_PREFIX
+from stemlog.clock import Clock
+from stemlog.delivery import Delivery
+from stemlog.errors import RunEndedError, UnknownRunError
+from stemlog.fold import RunState
+from stemlog.registry import Registry
+from stemlog.signals import RunSignals
+from stemlog.starter import Starter
+from stemlog.store import RunStore
+from stemlog.urls import StoreConfig
+from stemlog.views import ViewKeeper
+from stemlog.worker import Worker
+
+
+@final
+class Engine:
+    """An open store with its background tasks; built by ``WorkflowApp.__aenter__``."""
+
+    def __init__(self, store: RunStore, views: ViewKeeper, registry: Registry, clock: Clock):
+        self.store = store
+        self.views = views
+        self.clock = clock
+        self.signals = RunSignals()
+        self.starter = Starter(store, registry, clock)
+        self.worker: Worker | None = None
+        self.delivery = Delivery(store, views, clock, None)
+        self._group: TaskGroup | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        config: StoreConfig,
+        registry: Registry,
+        clock: Clock,
+        *,
+        worker: bool,
+        concurrency: int,
+        lease: float,
+    ) -> Engine:
+        """Open the store and start the background tasks."""
+        store = await anyio.to_thread.run_sync(RunStore, config)
+        try:
+            views = await anyio.to_thread.run_sync(ViewKeeper.create, store)
+            engine = cls(store, views, registry, clock)
+            await engine._start(registry, worker, concurrency, lease)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(store.close)
+            raise
+        return engine
+
+    async def _start(
+        self, registry: Registry, worker: bool, concurrency: int, lease: float
+    ) -> None:
+        self._group = await anyio.create_task_group().__aenter__()
+        try:
+            if worker:
+                self.worker = Worker(
+                    self.store, registry.resolve, self.clock,
+                    concurrency=concurrency, lease=lease, children=self,
+                    settled=self._settled, enforce=self._enforce_policy,
+                )  # fmt: skip
+                await self._group.start(self.worker.run)
+                busy = self.worker.busy
+                self.store.solo = lambda: busy() <= 1
+                self.delivery = Delivery(self.store, self.views, self.clock, self.worker)
+            self.store.add_listener(self._on_commit)
+            await self._group.start(self.views.run, self._on_page)
+            if self.worker is not None:
+                await self.views.recover(self.worker)
+                for _parent, child in await self.views.call(self.views.view.child_waits):
+                    self._group.start_soon(self.delivery.deliver_child_outcome, child)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop the background tasks, then close the store."""
+        group, self._group = self._group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.store.close)
+
+    # -- wiring ---------------------------------------------------------------
+
+    def _on_commit(self, facts: Sequence[Any]) -> None:
+        self.signals.facts_committed(facts)
+        self.views.log_moved()
+
+    def _on_page(self, facts: Sequence[Any], rows: Sequence[RunRow]) -> None:
+        # The projector sees the facts of every process, not only this one's.
+        self.signals.facts_committed(facts)
+        for row in rows:
+            if self.worker is not None:
+                self.worker.set_timer(row.run_id, timer_due(row))
+            if row.parent_run_id is not None and row.status.is_terminal:
+                self._spawn_delivery(row.run_id)
+
+    def _settled(self, state: RunState) -> None:
+        """A drive left ``state``: tell the parent if it ended, or check the child it awaits."""
+        if state.status.is_terminal and state.parent_run_id is not None:
+            self._spawn_delivery(state.run_id)
+        wait = state.wait
+        if (
+            wait is not None
+            and wait.topic is not None
+            and wait.topic.startswith(CHILD_TOPIC_PREFIX)
+        ):
+            self._spawn_delivery(wait.topic.removeprefix(CHILD_TOPIC_PREFIX))
+
+    async def _enforce_policy(self, run_id: str) -> bool:
+        """Cancel the run if its cancellation policy says so now; whether it did."""
+        try:
+            state = (await self.store.load(run_id)).state
+        except UnknownRunError:
+            return False
+        due = state.cancel_due()
+        if due is None or due[0] > self.clock.now():
+            return False
+        with contextlib.suppress(RunEndedError):
+            await self.delivery.cancel(run_id, due[1])
+        return True
+
+    def _spawn_delivery(self, child_run_id: str) -> None:
+        if self._group is not None:
+            self._group.start_soon(self.delivery.deliver_child_outcome, child_run_id)
+
+    async def start_child(self, workflow: Any, params: Any, parent_run_id: str, run_id: str) -> str:
+        """Start a child run (or find it started) and schedule it."""
+        child_id, run = await self.starter.start_child(workflow, params, parent_run_id, run_id)
+        if self.worker is not None:
+            self.worker.schedule(child_id, run)
+        return child_id
