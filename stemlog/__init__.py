@@ -24,6 +24,7 @@ from stemlog.fold import RunState, fold
 from stemlog.policies import CancellationPolicy, RetryPolicy
 from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowKind, WorkflowResult
 from stemlog.refs import WorkflowRef
+from stemlog.replay import ReplayReport, StateSnapshot, replay
 from stemlog.script import ScriptContext
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidTopicError",
     "MissingValueError",
     "NonDeterminismError",
+    "ReplayReport",
     "ResultNotAvailableError",
     "RetryPolicy",
     "RunEndedError",
@@ -48,6 +50,7 @@ __all__ = [
     "RunView",
     "ScriptContext",
     "ScriptStepContext",
+    "StateSnapshot",
     "StemlogError",
     "StepContext",
     "StepFailedError",
@@ -61,4 +64,5 @@ __all__ = [
     "WorkflowResult",
     "WorkflowScript",
     "fold",
+    "replay",
 ]

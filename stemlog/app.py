@@ -20,13 +20,16 @@ from stemlog.codec import JSONValue, normalize_json
 from stemlog.context import check_topic
 from stemlog.definitions import Definable
 from stemlog.engine import Engine
-from stemlog.errors import UnknownRunError
+from stemlog.errors import UnknownRunError, UnknownWorkflowError
 from stemlog.facts import RunCompleted, RunFailed, fact_fields
+from stemlog.fold import fold
+from stemlog.history import as_facts
 from stemlog.policies import CancellationPolicy
 from stemlog.queries import Queries
 from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
 from stemlog.refs import WorkflowRef
 from stemlog.registry import Registry
+from stemlog.replay import ReplayReport, replay
 from stemlog.signals import TerminalFact
 from stemlog.store import parse_run_id
 from stemlog.urls import parse_store_url
@@ -264,11 +267,49 @@ class WorkflowApp:
             engine.worker.schedule(run.state.run_id, run)
         return run.state.run_id
 
+    async def import_history(self, history: Sequence[Fact], run_id: str) -> str:
+        """Append an exported history (``Fact`` records of one run) to this store.
+
+        Positions, timestamps and payloads are kept exactly; the run keeps its
+        id. Importing the same history again changes nothing. An app with a worker continues an imported run that has not ended
+        if its workflow is registered (open with ``worker=False`` to only inspect).
+
+        Raises:
+            InvalidPayloadError: malformed history, or another history of that run
+                already exists here.
+        """
+        engine = self._open()
+        run = await engine.starter.import_run(as_facts(history, str(parse_run_id(run_id))))
+        if engine.worker is not None:
+            engine.worker.schedule(run.state.run_id, run)
+        return run.state.run_id
+
+    async def replay(self, run_id: str, *, until: int | None = None) -> ReplayReport:
+        """Replay a run against the definition it is pinned to (see :func:`stemlog.replay`).
+
+        Raises:
+            UnknownRunError: no such run.
+            UnknownWorkflowError: its workflow version is not registered here.
+        """
+        facts = await self._open().store.facts(run_id)
+        if not facts:
+            raise UnknownRunError(run_id)
+        state = fold(facts[:1])
+        definition = self._registry.resolve(state.workflow, state.workflow_version)
+        if definition is None:
+            raise UnknownWorkflowError(state.workflow, state.workflow_version)
+        return replay(facts, definition, until=until)
+
     # -- queries ----------------------------------------------------------------
 
     def _queries(self) -> Queries:
         engine = self._open()
-        return Queries(engine.views, engine.worker.leases if engine.worker else None, self._clock)
+        return Queries(
+            engine.views,
+            engine.worker.leases if engine.worker else None,
+            self._clock,
+            self._registry if engine.worker else None,
+        )
 
     async def get_run(self, run_id: str) -> RunView | None:
         """The run as the ``runs`` view shows it (caught up to the log), or ``None``."""

@@ -24,8 +24,9 @@ from stemlog.clock import Clock
 from stemlog.codec import JSONValue
 from stemlog.context import FlowContext
 from stemlog.definitions import WorkflowDefinition
+from stemlog.determinism import check_flow
 from stemlog.errors import NonDeterminismError
-from stemlog.fold import StepKey
+from stemlog.fold import StepKey, step_label
 from stemlog.outcomes import RetryScheduled, StepError, Suspended, error_info
 from stemlog.records import ErrorInfo, RunStatus, WorkflowKind
 from stemlog.session import RunSession
@@ -72,13 +73,14 @@ class RunDriver:
     async def _drive(self) -> None:
         state = self.session.state
         if state.fingerprint != self.definition.fingerprint:
-            error = NonDeterminismError(
-                state.run_id,
-                0,
-                f"fingerprint {state.fingerprint}",
-                f"fingerprint {self.definition.fingerprint}",
-            )
-            await self.fail_run(error_info(error))
+            _, divergence = check_flow(state, self.definition.steps)
+            if divergence is None:  # same steps recorded so far: name which list changed
+                recorded = ", ".join(step_label(key) for key in state.steps)
+                declared = ", ".join(spec.name for spec in self.definition.steps)
+                divergence = NonDeterminismError(
+                    state.run_id, len(state.steps), f"steps [{recorded}]", f"steps [{declared}]"
+                )
+            await self.fail_run(error_info(divergence))
             return
         while self._runnable():
             before = self.session.state.position

@@ -8,6 +8,7 @@ from projections.rows import RunRow
 from projections.view import RunsQuery
 from stemlog.clock import Clock
 from stemlog.records import ErrorInfo, RunStatus, RunView, WorkflowKind
+from stemlog.registry import Registry
 from stemlog.views import ViewKeeper
 from stemlog.worker import LeaseBook
 
@@ -16,10 +17,17 @@ from stemlog.worker import LeaseBook
 class Queries:
     """Reads for one call; every read first brings the views to the log's head."""
 
-    def __init__(self, views: ViewKeeper, leases: LeaseBook | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        views: ViewKeeper,
+        leases: LeaseBook | None,
+        clock: Clock,
+        registry: Registry | None = None,
+    ) -> None:
         self._views = views
         self._leases = leases
         self._clock = clock
+        self._registry = registry
 
     async def get_run(self, run_id: str) -> RunView | None:
         await self._views.catch_up()
@@ -72,4 +80,11 @@ class Queries:
             created_at=row.created_at,
             updated_at=row.updated_at,
             ended_at=row.ended_at,
+            blocked_on_version=self._blocked(row),
         )
+
+    def _blocked(self, row: RunRow) -> int | None:
+        # A worker leaves alone a run whose pinned version it has not registered.
+        if self._registry is None or row.status.is_terminal:
+            return None
+        return None if self._registry.resolve(row.workflow, row.version) else row.version

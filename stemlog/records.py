@@ -100,6 +100,8 @@ class RunView:
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
+    blocked_on_version: int | None = None
+    """Set when this app's worker does not have the workflow version the run is pinned to."""
 
 
 @final

@@ -11,14 +11,14 @@ its position is a :class:`NonDeterminismError`, which fails the run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 from stemlog.clock import Duration
 from stemlog.codec import JSONValue, normalize_json
 from stemlog.context import ScriptStepContext, check_topic
 from stemlog.definitions import ScriptStepHandler
 from stemlog.errors import InvalidDefinitionError, NonDeterminismError, StepFailedError
-from stemlog.fold import StepKey, step_label
+from stemlog.fold import RunState, StepKey, step_label
 from stemlog.outcomes import RetryScheduled, StepError, Suspended, error_info
 from stemlog.policies import RetryPolicy
 from stemlog.step_runner import run_step
@@ -34,9 +34,9 @@ _WAIT_STEP = "@wait:"
 class ScriptContext:
     """The ``script`` object a WorkflowScript's ``run`` receives."""
 
-    def __init__(self, driver: RunDriver) -> None:
-        self._driver = driver
-        state = driver.session.state
+    def __init__(self, steps: StepExecutor) -> None:
+        self._steps = steps
+        state = steps.state
         self.run_id: str = state.run_id
         self.workflow: str = state.workflow
         self.params: Mapping[str, JSONValue] = state.params
@@ -45,6 +45,7 @@ class ScriptContext:
         self._seen: set[StepKey] = set()
         self._previous: tuple[bool, JSONValue] = (False, None)
         self.divergence: NonDeterminismError | None = None
+        self.requested: list[StepKey] = []
 
     def param(self, name: str, default: JSONValue = None) -> JSONValue:
         """A start param, or ``default`` when absent."""
@@ -69,7 +70,8 @@ class ScriptContext:
                 ``auto_version``.
         """
         key = self._next_key(name, auto_version)
-        state = self._driver.session.state
+        self.requested.append(key)
+        state = self._steps.state
         position, self._requests = self._requests, self._requests + 1
         if position < len(state.steps) and state.steps[position] != key:
             self._diverge(position, step_label(state.steps[position]), step_label(key))
@@ -80,20 +82,15 @@ class ScriptContext:
         failure = state.failures.get(key)
         if failure is not None:
             raise StepFailedError(key[0], key[1], failure.type, failure.message)
-        if position > len(state.steps):
-            self._diverge(position, None, step_label(key))
-        try:
-            policy = retry or self._driver.definition.retry
-            value = await run_step(
-                self._driver, key, fn, position, self._previous, ScriptStepContext, policy
-            )
-        except StepError as failure_:
-            await self._driver.session.flush()
-            raise StepFailedError(
-                key[0], key[1], failure_.info.type, failure_.info.message
-            ) from None
+        value = await self._steps.execute(key, fn, position, self._previous, retry)
         self._previous = (True, value)
         return value
+
+    def check_end(self) -> None:
+        """At the end of ``run``: the code must have asked for every recorded step."""
+        recorded = self._steps.state.steps
+        if self._requests < len(recorded) and self.divergence is None:
+            self._diverge(self._requests, step_label(recorded[self._requests]), "<end of run>")
 
     async def sleep(self, delay: Duration) -> None:
         """A durable sleep at the top level of ``run`` (a checkpoint named ``@sleep``)."""
@@ -146,14 +143,60 @@ class ScriptContext:
         raise self.divergence
 
 
+class StepExecutor(Protocol):
+    """Where a script's new steps go: the live executor, or replay's refusal."""
+
+    @property
+    def state(self) -> RunState: ...
+
+    async def execute(
+        self,
+        key: StepKey,
+        fn: ScriptStepHandler,
+        position: int,
+        previous: tuple[bool, JSONValue],
+        retry: RetryPolicy | None,
+    ) -> JSONValue:
+        """Run a step the log has no outcome for yet."""
+        ...
+
+
+@final
+class _LiveSteps:
+    def __init__(self, driver: RunDriver) -> None:
+        self._driver = driver
+
+    @property
+    def state(self) -> RunState:
+        return self._driver.session.state
+
+    async def execute(
+        self,
+        key: StepKey,
+        fn: ScriptStepHandler,
+        position: int,
+        previous: tuple[bool, JSONValue],
+        retry: RetryPolicy | None,
+    ) -> JSONValue:
+        driver = self._driver
+        policy = retry or driver.definition.retry
+        try:
+            return await run_step(driver, key, fn, position, previous, ScriptStepContext, policy)
+        except StepError as failure:
+            await driver.session.flush()
+            info = failure.info
+            raise StepFailedError(key[0], key[1], info.type, info.message) from None
+
+
 async def run_script(driver: RunDriver) -> None:
     """One pass of a script: re-enter ``run`` and record how it ends."""
     definition = driver.definition
     assert definition.run is not None
-    script = ScriptContext(driver)
+    script = ScriptContext(_LiveSteps(driver))
     try:
         result = await definition.run(script)
         result = normalize_json(result, "the result of run")
+        script.check_end()
     except (Suspended, RetryScheduled):
         await driver.session.flush()
         return

@@ -108,6 +108,28 @@ class Starter:
             return run_id, None
         return run_id, run
 
+    async def import_run(self, facts: list[Any]) -> Run:
+        """Append a history exactly as given (same run id, positions, timestamps).
+
+        Raises:
+            InvalidPayloadError: the run id already exists in this store, or the
+                facts do not form a valid history.
+        """
+        first = facts[0]
+        try:
+            run = Run.begin(run_id=first.originator_id, at=first.timestamp, **fact_fields(first))
+            for fact in facts[1:]:
+                run.trigger_event(type(fact), timestamp=fact.timestamp, **fact_fields(fact))
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            raise InvalidPayloadError("history", f"not a valid run history: {error}") from None
+        try:
+            await self._store.commit(run)
+        except ConflictError:
+            raise InvalidPayloadError(
+                "history", f"run {first.originator_id} already exists in this store"
+            ) from None
+        return run
+
     async def fork(self, source: RunState, facts: list[Any], upto: int) -> Run:
         """A new run whose history is ``facts[:upto]`` of ``source`` (RunStarted first)."""
         first = facts[0]
