@@ -40,7 +40,8 @@ class RunStarted(Aggregate.Created):
 
     ``workflow_version`` pins the run to one definition version; ``forked_from``
     is ``{"run_id", "position"}`` when the run was forked from another run's
-    history, else ``None``.
+    history (``position``: the last fact of that history the fork keeps),
+    else ``None``.
     """
 
     TOPIC = "stemlog:RunStarted"

@@ -12,6 +12,7 @@ arrives, so nothing polls.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import uuid
@@ -114,7 +115,8 @@ class Worker:
         self._active.add(run_id)
         if run is not None:
             self._fresh[run_id] = run
-        self._send.send_nowait(run_id)
+        with contextlib.suppress(anyio.ClosedResourceError):  # the app is closing
+            self._send.send_nowait(run_id)
 
     def busy(self) -> int:
         """How many runs are being driven or waiting to be."""
@@ -135,13 +137,14 @@ class Worker:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Drive runs and fire timers until cancelled."""
-        async with anyio.create_task_group() as group:
-            self._tasks = group
-            for _ in range(self._concurrency):
-                group.start_soon(self._drive_loop)
-            group.start_soon(self._timer_loop)
-            group.start_soon(self._lease_loop)
-            task_status.started()
+        with self._send, self._receive:
+            async with anyio.create_task_group() as group:
+                self._tasks = group
+                for _ in range(self._concurrency):
+                    group.start_soon(self._drive_loop)
+                group.start_soon(self._timer_loop)
+                group.start_soon(self._lease_loop)
+                task_status.started()
 
     async def _drive_loop(self) -> None:
         async for run_id in self._receive:
