@@ -111,16 +111,22 @@ class WorkflowApp:
     # -- registration -----------------------------------------------------------
 
     def register_flows(self, flows: Sequence[Definable]) -> None:
-        """Register flows (or their definitions) so runs of them can start and be driven."""
-        self._registry.add_all(flows)
+        """Register flows (or their definitions) so runs of them can start and be driven.
+
+        Registering in an open app resumes the runs of those workflows that the
+        log left runnable (registration usually follows ``open``).
+        """
+        self.register_workflows(flows)
 
     def register_scripts(self, scripts: Sequence[Definable]) -> None:
         """Register workflow scripts (or their definitions)."""
-        self._registry.add_all(scripts)
+        self.register_workflows(scripts)
 
     def register_workflows(self, definitions: Sequence[Definable]) -> None:
         """Register definitions of either kind."""
         self._registry.add_all(definitions)
+        if self._engine is not None:
+            self._engine.recover_soon()
 
     def manifest(self) -> list[dict[str, Any]]:
         """Every registered definition, described for tooling."""

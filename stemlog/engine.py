@@ -85,13 +85,23 @@ class Engine:
                 self.delivery = Delivery(self.store, self.views, self.clock, self.worker)
             self.store.add_listener(self._on_commit)
             await self._group.start(self.views.run, self._on_page)
-            if self.worker is not None:
-                await self.views.recover(self.worker)
-                for _parent, child in await self.views.call(self.views.view.child_waits):
-                    self._group.start_soon(self.delivery.deliver_child_outcome, child)
+            await self.recover()
         except BaseException:
             await self.close()
             raise
+
+    async def recover(self) -> None:
+        """Resume what the log left runnable: runs, timers, children's outcomes."""
+        if self.worker is None or self._group is None:
+            return
+        await self.views.recover(self.worker)
+        for _parent, child in await self.views.call(self.views.view.child_waits):
+            self._group.start_soon(self.delivery.deliver_child_outcome, child)
+
+    def recover_soon(self) -> None:
+        """Recover again in the background (new definitions were registered)."""
+        if self._group is not None:
+            self._group.start_soon(self.recover)
 
     async def close(self) -> None:
         """Stop the background tasks, then close the store."""

@@ -179,8 +179,7 @@ async def test_fork_starts_a_new_run_from_the_history(store_url: str) -> None:
 
     async def run(script):
         a = await script.step("a", lambda ctx: calls.update("a") or 10)
-        b = await script.step("b", lambda ctx: calls.update("b") or a + 1)
-        return b
+        return await script.step("b", lambda ctx: calls.update("b") or a + 1)
 
     script = WorkflowScript("fork.script", run=run)
     async with WorkflowApp.open(store_url) as app:

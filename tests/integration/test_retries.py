@@ -99,8 +99,9 @@ async def test_script_can_catch_a_failed_step_and_compensate(store_url: str) -> 
         try:
             await script.step("charge", lambda ctx: 1 / 0)
         except StepFailedError as error:
-            await script.step("refund", lambda ctx: compensations.append(error.error_type) or "r")
-            return f"compensated {error.error_type}"
+            failed_type = error.error_type
+            await script.step("refund", lambda ctx: compensations.append(failed_type) or "r")
+            return f"compensated {failed_type}"
         return "charged"
 
     script = WorkflowScript("compensate", run=run)
