@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import bisect
+import copy
 from collections.abc import Sequence
+from dataclasses import astuple
 from datetime import datetime
+from typing import Any
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.popo import POPOTrackingRecorder
 
 from projections.rows import RunRow, timer_due, watcher_topic
+from projections.stats import StatsDelta, StepStats, WorkflowStats
 from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
 from stemlog.children import CHILD_TOPIC_PREFIX
 
@@ -23,6 +27,8 @@ class POPORunsView(POPOTrackingRecorder):
         self._order: list[tuple[int, str]] = []
         self._watchers: dict[str, dict[str, None]] = {}
         self._timers: dict[str, datetime] = {}
+        self._step_stats: dict[tuple[str, str], StepStats] = {}
+        self._workflow_stats: dict[tuple[str, str], WorkflowStats] = {}
 
     def position(self) -> int:
         return self.max_tracking_id(APPLICATION_NAME) or 0
@@ -31,12 +37,20 @@ class POPORunsView(POPOTrackingRecorder):
         with self._database_lock:
             return {run_id: self._rows[run_id] for run_id in run_ids if run_id in self._rows}
 
-    def write_page(self, rows: Sequence[RunRow], expected: int, last: int) -> None:
+    def ensure_models(self) -> bool:
+        """In memory the models are always built by this code's versions."""
+        return False
+
+    def write_page(
+        self, rows: Sequence[RunRow], expected: int, last: int, stats: StatsDelta | None = None
+    ) -> None:
         with self._database_lock:
             if (self._max_tracking_ids[APPLICATION_NAME] or 0) != expected:
                 raise PositionConflictError
             for row in rows:
                 self._put(row)
+            if stats is not None:
+                self._merge_stats(stats)
             self._assert_tracking_uniqueness(Tracking(APPLICATION_NAME, last))
             self._insert_tracking(Tracking(APPLICATION_NAME, last))
 
@@ -57,6 +71,29 @@ class POPORunsView(POPOTrackingRecorder):
             self._timers.pop(row.run_id, None)
         else:
             self._timers[row.run_id] = due
+
+    def _merge_stats(self, stats: StatsDelta) -> None:
+        for key, step in stats.steps.items():
+            self._step_stats.setdefault(key, StepStats(*key)).merge(step)
+        for key, flow in stats.workflows.items():
+            self._workflow_stats.setdefault(key, WorkflowStats(*key)).merge(flow)
+
+    def stats(self) -> tuple[list[StepStats], list[WorkflowStats]]:
+        with self._database_lock:
+            steps = [copy.deepcopy(self._step_stats[key]) for key in sorted(self._step_stats)]
+            flows = [copy.deepcopy(self._workflow_stats[k]) for k in sorted(self._workflow_stats)]
+            return steps, flows
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every model, in a canonical order (for ``verify``)."""
+        with self._database_lock:
+            return {
+                "runs": [astuple(self._rows[k]) for k in sorted(self._rows)],
+                "watchers": sorted((t, r) for t, runs in self._watchers.items() for r in runs),
+                "timers": sorted((r, at) for r, at in self._timers.items()),
+                "step_stats": [astuple(v) for _, v in sorted(self._step_stats.items())],
+                "workflow_stats": [astuple(v) for _, v in sorted(self._workflow_stats.items())],
+            }
 
     def get_row(self, run_id: str) -> RunRow | None:
         with self._database_lock:
@@ -124,6 +161,8 @@ class POPORunsView(POPOTrackingRecorder):
             self._order.clear()
             self._watchers.clear()
             self._timers.clear()
+            self._step_stats.clear()
+            self._workflow_stats.clear()
             self._max_tracking_ids.pop(APPLICATION_NAME, None)
 
     def close(self) -> None:

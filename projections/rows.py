@@ -67,6 +67,7 @@ class RunRow:
     max_suspend: float | None = None
     suspended_at: datetime | None = None
     expires_at: datetime | None = None
+    step_started_at: datetime | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(RunRow))
@@ -129,11 +130,11 @@ def fact_changes(row: RunRow | _Draft, fact: AnyFact) -> dict[str, Any]:
     match fact:
         case StepStarted(step=step, iteration=iteration, attempt=attempt):
             changes = {"current_step": _label(step, iteration), "attempts": attempt}
-            changes["retry_at"] = None
+            changes["retry_at"], changes["step_started_at"] = None, fact.timestamp
         case StepCompleted():
-            changes = {"current_step": None, "attempts": 0}
+            changes = {"current_step": None, "attempts": 0, "step_started_at": None}
         case StepFailed(error=error, retry_at=retry_at):
-            changes = {"error": error, "retry_at": retry_at}
+            changes = {"error": error, "retry_at": retry_at, "step_started_at": None}
         case EventAwaited(topic=topic, deadline=deadline):
             changes = _await(row, topic, deadline)
             if changes.get("status") is RunStatus.SUSPENDED:
@@ -188,6 +189,7 @@ def _receive(row: RunRow | _Draft, topic: str) -> dict[str, Any]:
 def _end(row: RunRow | _Draft, at: datetime, status: RunStatus) -> dict[str, Any]:
     expires_at = None if row.ttl is None else at + timedelta(seconds=row.ttl)
     changes = {"status": status, "ended_at": at, **_NO_WAIT, "retry_at": None}
+    changes["step_started_at"] = None
     return changes | {"current_step": None, "expires_at": expires_at}
 
 

@@ -16,6 +16,7 @@ from typing import Any, cast, final
 from eventsourcing.application import Application
 
 from projections.rows import RunRow, apply_facts, start_row
+from projections.stats import StatsDelta
 from projections.view import RunsView
 from stemlog.facts import AnyFact, RunStarted
 
@@ -71,14 +72,19 @@ class Projector:
                 started[run_id] = start_row(fact, notification.id)
             else:
                 later.setdefault(run_id, []).append(fact)
-        rows = self.view.load_rows([run_id for run_id in later if run_id not in started])
-        rows.update(started)
+        before = self.view.load_rows([run_id for run_id in later if run_id not in started])
+        rows = {**before, **started}
+        stats = StatsDelta()
+        for run_id, row in started.items():
+            if run_id not in later:
+                stats.add_run(None, row, ())
         for run_id, run_facts in later.items():
             if run_id in rows:
                 rows[run_id] = apply_facts(rows[run_id], run_facts)
+                stats.add_run(before.get(run_id), rows[run_id], run_facts)
         changed = list(rows.values())
         last = notifications[-1].id
-        self.view.write_page(changed, expected, last)
+        self.view.write_page(changed, expected, last, stats)
         return PageResult(facts, changed, last)
 
     def catch_up(self, stop: int | None = None) -> list[PageResult]:

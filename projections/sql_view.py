@@ -1,153 +1,24 @@
-"""The runs/watchers/timers view in SQL, for SQLite and PostgreSQL.
-
-The SQL is written once with ``?`` markers and ``{runs}``-style table names;
-each backend's view renders it (PostgreSQL: ``%s`` and schema-qualified
-identifiers). Times are stored as integer microseconds since the epoch (exact
-and index-friendly), JSON columns as orjson text.
-"""
+"""The read models in SQL, for SQLite and PostgreSQL (schema in :mod:`projections.sql_schema`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
+from projections import sql_schema as schema
 from projections.rows import RunRow, timer_due, watcher_topic
+from projections.stats import StatsDelta, StepStats, WorkflowStats
 from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
 from stemlog.children import CHILD_TOPIC_PREFIX
-from stemlog.records import RunStatus
-
-_COLUMNS = (
-    "run_id",
-    "seq",
-    "workflow",
-    "kind",
-    "version",
-    "status",
-    "params",
-    "created_at",
-    "updated_at",
-    "position",
-    "parent_run_id",
-    "ttl",
-    "result",
-    "error",
-    "current_step",
-    "wait_topic",
-    "wake_at",
-    "deadline",
-    "retry_at",
-    "attempts",
-    "cancel_reason",
-    "ended_at",
-    "inbox",
-    "max_run",
-    "max_suspend",
-    "suspended_at",
-    "expires_at",
-)
-_JSON = frozenset({"params", "result", "error", "inbox"})
-_TIMES = frozenset(
-    {"created_at", "updated_at", "wake_at", "deadline", "retry_at", "ended_at", "suspended_at",
-     "expires_at"}
-)  # fmt: skip
-
-_CREATE = (
-    "CREATE TABLE IF NOT EXISTS {runs} (run_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, "
-    "workflow TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL, "
-    "params TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, "
-    "position BIGINT NOT NULL, parent_run_id TEXT, ttl DOUBLE PRECISION, result TEXT, "
-    "error TEXT, current_step TEXT, wait_topic TEXT, wake_at BIGINT, deadline BIGINT, "
-    "retry_at BIGINT, attempts INTEGER NOT NULL, cancel_reason TEXT, ended_at BIGINT, "
-    "inbox TEXT NOT NULL, max_run DOUBLE PRECISION, max_suspend DOUBLE PRECISION, "
-    "suspended_at BIGINT, expires_at BIGINT)",
-    "CREATE INDEX IF NOT EXISTS {runs_seq_index} ON {runs} (seq)",
-    "CREATE INDEX IF NOT EXISTS {runs_status_index} ON {runs} (status, seq)",
-    "CREATE INDEX IF NOT EXISTS {runs_workflow_index} ON {runs} (workflow, status, seq)",
-    "CREATE INDEX IF NOT EXISTS {runs_parent_index} ON {runs} (parent_run_id)",
-    "CREATE TABLE IF NOT EXISTS {watchers} (topic TEXT NOT NULL, run_id TEXT NOT NULL, "
-    "PRIMARY KEY (topic, run_id))",
-    "CREATE INDEX IF NOT EXISTS {watchers_run_index} ON {watchers} (run_id)",
-    "CREATE TABLE IF NOT EXISTS {timers} (run_id TEXT PRIMARY KEY, due_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS {timers_due_index} ON {timers} (due_at)",
-)
-_TABLES = ("runs", "watchers", "timers")
-_INDEXES = (
-    "runs_seq_index",
-    "runs_status_index",
-    "runs_workflow_index",
-    "runs_parent_index",
-    "watchers_run_index",
-    "timers_due_index",
-)
-
-_UPSERT_ROW = (
-    "INSERT INTO {runs} ("
-    + ", ".join(_COLUMNS)
-    + ") VALUES ("
-    + ", ".join("?" for _ in _COLUMNS)
-    + ") ON CONFLICT (run_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "run_id")
-)
-_CAS_TRACKING = (
-    "INSERT INTO {tracking} AS t (application_name, notification_id) VALUES (?, ?) "
-    "ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id "
-    "WHERE t.notification_id = ? RETURNING notification_id"
-)
-
-
-def _micros(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _moment(micros: int | None) -> datetime | None:
-    if micros is None:
-        return None
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
-def row_to_record(row: RunRow) -> tuple[Any, ...]:
-    """A row as the tuple of column values the SQL views store."""
-    values: list[Any] = []
-    for column in _COLUMNS:
-        value = getattr(row, column)
-        if column in _JSON:
-            value = None if value is None and column != "inbox" else orjson.dumps(value).decode()
-        elif column in _TIMES:
-            value = _micros(value)
-        elif column == "status":
-            value = str(value)
-        values.append(value)
-    return tuple(values)
-
-
-def record_to_row(record: Any) -> RunRow:
-    """A stored record (name-indexable) back as a row."""
-    fields: dict[str, Any] = {}
-    for column in _COLUMNS:
-        value = record[column]
-        if column in _JSON:
-            value = None if value is None else orjson.loads(value)
-        elif column in _TIMES:
-            value = _moment(value)
-        elif column == "status":
-            value = RunStatus(value)
-        fields[column] = value
-    return RunRow(**fields)
 
 
 class _SQLRunsView:
-    """The queries; a backend supplies ``_sql``, ``_transaction`` and the tracking table."""
-
-    tracking_table: str
+    """The queries; a backend supplies ``_sql`` and ``_transaction``."""
 
     def _sql(self, template: str) -> Any:
         raise AssertionError("implemented by each backend")  # pragma: no cover
@@ -155,10 +26,44 @@ class _SQLRunsView:
     def _transaction(self, *, commit: bool) -> Any:
         raise AssertionError("implemented by each backend")  # pragma: no cover
 
-    def _select(self, template: str, params: Sequence[Any]) -> list[Any]:
+    def _select(self, template: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._transaction(commit=False) as cursor:
             cursor.execute(self._sql(template), params)
             return list(cursor.fetchall())
+
+    # -- the models' versions --------------------------------------------------
+
+    def ensure_models(self) -> bool:
+        """Reset the models when their stored versions differ from the code's; whether it did."""
+        stored = {r["name"]: r["version"] for r in self._select("SELECT * FROM {models}")}
+        if stored == schema.MODEL_VERSIONS:
+            return False
+        if not stored and self.position() == 0:
+            self._write_versions()
+            return False
+        self.clear()
+        return True
+
+    def clear(self) -> None:
+        """Drop and re-create every model table and forget the position (to rebuild)."""
+        with self._transaction(commit=True) as cursor:
+            for table in (*schema.MODEL_TABLES, "models"):
+                cursor.execute(self._sql(f"DROP TABLE IF EXISTS {{{table}}}"))
+            for statement in schema.CREATE:
+                cursor.execute(self._sql(statement))
+            cursor.execute(
+                self._sql("DELETE FROM {tracking} WHERE application_name = ?"), (APPLICATION_NAME,)
+            )
+        self._write_versions()
+
+    def _write_versions(self) -> None:
+        with self._transaction(commit=True) as cursor:
+            cursor.executemany(
+                self._sql("INSERT INTO {models} (name, version) VALUES (?, ?)"),
+                list(schema.MODEL_VERSIONS.items()),
+            )
+
+    # -- writing ----------------------------------------------------------------
 
     def position(self) -> int:
         rows = self._select(
@@ -173,35 +78,72 @@ class _SQLRunsView:
             chunk = run_ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             for record in self._select(f"SELECT * FROM {{runs}} WHERE run_id IN ({marks})", chunk):
-                row = record_to_row(record)
+                row = schema.record_to_row(record)
                 found[row.run_id] = row
         return found
 
-    def write_page(self, rows: Sequence[RunRow], expected: int, last: int) -> None:
+    def write_page(
+        self, rows: Sequence[RunRow], expected: int, last: int, stats: StatsDelta | None = None
+    ) -> None:
         with self._transaction(commit=True) as cursor:
-            cursor.execute(self._sql(_CAS_TRACKING), (APPLICATION_NAME, last, expected))
+            cursor.execute(self._sql(schema.CAS_TRACKING), (APPLICATION_NAME, last, expected))
             if cursor.fetchone() is None:
                 raise PositionConflictError
-            if not rows:
-                return
-            ids = [(row.run_id,) for row in rows]
-            cursor.executemany(self._sql(_UPSERT_ROW), [row_to_record(row) for row in rows])
-            cursor.executemany(self._sql("DELETE FROM {watchers} WHERE run_id = ?"), ids)
-            cursor.executemany(self._sql("DELETE FROM {timers} WHERE run_id = ?"), ids)
-            watchers = [(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None]
-            if watchers:
-                cursor.executemany(
-                    self._sql("INSERT INTO {watchers} (topic, run_id) VALUES (?, ?)"), watchers
-                )
-            timers = [(r.run_id, _micros(d)) for r in rows if (d := timer_due(r)) is not None]
-            if timers:
-                cursor.executemany(
-                    self._sql("INSERT INTO {timers} (run_id, due_at) VALUES (?, ?)"), timers
-                )
+            if rows:
+                self._write_rows(cursor, rows)
+            if stats is not None:
+                self._write_stats(cursor, stats)
+
+    def _write_rows(self, cursor: Any, rows: Sequence[RunRow]) -> None:
+        ids = [(row.run_id,) for row in rows]
+        cursor.executemany(self._sql(schema.UPSERT_RUN), [schema.row_to_record(r) for r in rows])
+        cursor.executemany(self._sql("DELETE FROM {watchers} WHERE run_id = ?"), ids)
+        cursor.executemany(self._sql("DELETE FROM {timers} WHERE run_id = ?"), ids)
+        watchers = [(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None]
+        if watchers:
+            cursor.executemany(
+                self._sql("INSERT INTO {watchers} (topic, run_id) VALUES (?, ?)"), watchers
+            )
+        timers = [(r.run_id, schema.micros(d)) for r in rows if (d := timer_due(r)) is not None]
+        if timers:
+            cursor.executemany(
+                self._sql("INSERT INTO {timers} (run_id, due_at) VALUES (?, ?)"), timers
+            )
+
+    def _write_stats(self, cursor: Any, delta: StatsDelta) -> None:
+        # Read-modify-write inside the page's transaction: one projector at a time.
+        steps = [self._merged_step(cursor, change) for change in delta.steps.values()]
+        if steps:
+            cursor.executemany(self._sql(schema.UPSERT_STEP_STATS), steps)
+        flows = [self._merged_workflow(cursor, change) for change in delta.workflows.values()]
+        if flows:
+            cursor.executemany(self._sql(schema.UPSERT_WORKFLOW_STATS), flows)
+
+    def _merged_step(self, cursor: Any, change: StepStats) -> tuple[Any, ...]:
+        sql = "SELECT * FROM {step_stats} WHERE workflow = ? AND step = ?"
+        cursor.execute(self._sql(sql), (change.workflow, change.step))
+        record = cursor.fetchone()
+        current = StepStats(change.workflow, change.step)
+        if record is not None:
+            current = schema.record_to_step_stats(record)
+        current.merge(change)
+        return schema.step_stats_record(current)
+
+    def _merged_workflow(self, cursor: Any, change: WorkflowStats) -> tuple[Any, ...]:
+        sql = "SELECT * FROM {workflow_stats} WHERE workflow = ? AND status = ?"
+        cursor.execute(self._sql(sql), (change.workflow, change.status))
+        record = cursor.fetchone()
+        current = WorkflowStats(change.workflow, change.status)
+        if record is not None:
+            current = schema.record_to_workflow_stats(record)
+        current.merge(change)
+        return schema.workflow_stats_record(current)
+
+    # -- reading ------------------------------------------------------------------
 
     def get_row(self, run_id: str) -> RunRow | None:
         records = self._select("SELECT * FROM {runs} WHERE run_id = ?", (run_id,))
-        return record_to_row(records[0]) if records else None
+        return schema.record_to_row(records[0]) if records else None
 
     def list_rows(self, query: RunsQuery) -> list[RunRow]:
         clauses: list[str] = ["seq > ?"]
@@ -214,10 +156,10 @@ class _SQLRunsView:
             params.append(str(query.status))
         if query.expired_before is not None:
             clauses.append("(expires_at IS NULL OR expires_at > ?)")
-            params.append(_micros(query.expired_before))
+            params.append(schema.micros(query.expired_before))
         params.append(query.limit)
         sql = f"SELECT * FROM {{runs}} WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
-        return [record_to_row(record) for record in self._select(sql, params)]
+        return [schema.record_to_row(record) for record in self._select(sql, params)]
 
     def waiting_on(self, topic: str) -> list[str]:
         records = self._select("SELECT run_id FROM {watchers} WHERE topic = ?", (topic,))
@@ -226,13 +168,13 @@ class _SQLRunsView:
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
         records = self._select(
             "SELECT run_id, due_at FROM {timers} WHERE due_at <= ? ORDER BY due_at LIMIT ?",
-            (_micros(until), limit),
+            (schema.micros(until), limit),
         )
-        return [(record["run_id"], _moment(record["due_at"]) or until) for record in records]
+        return [(r["run_id"], schema.moment(r["due_at"]) or until) for r in records]
 
     def next_due(self) -> datetime | None:
-        records = self._select("SELECT MIN(due_at) AS due_at FROM {timers}", ())
-        return _moment(records[0]["due_at"]) if records else None
+        records = self._select("SELECT MIN(due_at) AS due_at FROM {timers}")
+        return schema.moment(records[0]["due_at"]) if records else None
 
     def children(self, parent_run_id: str) -> list[str]:
         records = self._select(
@@ -254,29 +196,37 @@ class _SQLRunsView:
         )
         return [record["run_id"] for record in records]
 
-    def clear(self) -> None:
-        with self._transaction(commit=True) as cursor:
-            for table in _TABLES:
-                cursor.execute(self._sql(f"DELETE FROM {{{table}}}"))
-            cursor.execute(
-                self._sql("DELETE FROM {tracking} WHERE application_name = ?"), (APPLICATION_NAME,)
-            )
+    def stats(self) -> tuple[list[StepStats], list[WorkflowStats]]:
+        steps = self._select("SELECT * FROM {step_stats} ORDER BY workflow, step")
+        flows = self._select("SELECT * FROM {workflow_stats} ORDER BY workflow, status")
+        return (
+            [schema.record_to_step_stats(r) for r in steps],
+            [schema.record_to_workflow_stats(r) for r in flows],
+        )
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every model, in a canonical order (for ``verify``)."""
+        orders = {"runs": "run_id", "watchers": "topic, run_id", "timers": "run_id",
+                  "step_stats": "workflow, step", "workflow_stats": "workflow, status"}  # fmt: skip
+        return {
+            table: [tuple(r) for r in self._select(f"SELECT * FROM {{{table}}} ORDER BY {order}")]
+            for table, order in orders.items()
+        }
 
 
 class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
-    """The view in the SQLite file of the log (tables ``stemlog_runs``, ...)."""
-
-    tracking_table = "tracking"
+    """The models in the SQLite file of the log (tables ``stemlog_runs``, ...)."""
 
     def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
-        self._names = {name: f"stemlog_{name}" for name in (*_TABLES, *_INDEXES)}
-        self._names["tracking"] = self.tracking_table
+        names = (*schema.MODEL_TABLES, *schema.INDEXES, "models")
+        self._names = {name: f"stemlog_{name}" for name in names}
+        self._names["tracking"] = "tracking"
         self._rendered: dict[str, str] = {}
         super().__init__(datastore, **kwargs)
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
-        return [*statements, *(self._sql(t) for t in _CREATE)]
+        return [*statements, *(self._sql(t) for t in schema.CREATE)]
 
     def _sql(self, template: str) -> str:
         rendered = self._rendered.get(template)
@@ -288,21 +238,20 @@ class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
         return self.datastore.transaction(commit=commit)
 
     def close(self) -> None:
-        """The log's application owns (and closes) the shared datastore."""
+        """The datastore is shared with the log's application, which closes it."""
 
 
 class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
-    """The view in the PostgreSQL database of the log (tables ``stemlog_runs``, ...)."""
+    """The models in the PostgreSQL database of the log (tables ``stemlog_runs``, ...)."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        schema = self.datastore.schema
-        self._names = {name: Identifier(schema, f"stemlog_{name}") for name in _TABLES} | {
-            name: Identifier(f"stemlog_{name}") for name in _INDEXES
-        }
-        self._names["tracking"] = Identifier(schema, self.tracking_table_name)
+        tables = (*schema.MODEL_TABLES, "models")
+        self._names = {n: Identifier(self.datastore.schema, f"stemlog_{n}") for n in tables}
+        self._names |= {name: Identifier(f"stemlog_{name}") for name in schema.INDEXES}
+        self._names["tracking"] = Identifier(self.datastore.schema, self.tracking_table_name)
         self._rendered: dict[str, Composed] = {}
-        for template in _CREATE:
+        for template in schema.CREATE:
             self.sql_create_statements.append(self._sql(template))
 
     def _sql(self, template: str) -> Composed:
@@ -316,4 +265,4 @@ class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
         return self.datastore.transaction(commit=commit)
 
     def close(self) -> None:
-        """The log's application owns (and closes) the shared datastore."""
+        """The datastore is shared with the log's application, which closes it."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, final
+from typing import Any, Protocol, final
 
 from projections.rows import RunRow
+from projections.stats import StatsDelta, StepStats, WorkflowStats
 from stemlog.records import RunStatus
 
 APPLICATION_NAME = "stemlog"
@@ -50,8 +51,15 @@ class RunsView(Protocol):
         """The current rows of these runs (absent runs are left out)."""
         ...
 
-    def write_page(self, rows: Sequence[RunRow], expected: int, last: int) -> None:
-        """Store changed rows and move the position from ``expected`` to ``last`` atomically.
+    def ensure_models(self) -> bool:
+        """Reset the models if their stored versions are not the code's; whether it did."""
+        ...
+
+    def write_page(
+        self, rows: Sequence[RunRow], expected: int, last: int, stats: StatsDelta | None = None
+    ) -> None:
+        """Store changed rows and stats, and move the position from ``expected`` to
+        ``last``, atomically.
 
         Raises:
             PositionConflictError: the position is not ``expected`` any more.
@@ -88,6 +96,14 @@ class RunsView(Protocol):
 
     def runnable(self, limit: int) -> list[str]:
         """Ids of runs with status ``running`` (to resume after a restart)."""
+        ...
+
+    def stats(self) -> tuple[list[StepStats], list[WorkflowStats]]:
+        """The ``step_stats`` and ``workflow_stats`` rows."""
+        ...
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every model, in a canonical order."""
         ...
 
     def clear(self) -> None:

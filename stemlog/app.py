@@ -25,7 +25,7 @@ from stemlog.facts import RunCompleted, RunFailed, fact_fields
 from stemlog.fold import fold
 from stemlog.history import as_facts
 from stemlog.policies import CancellationPolicy
-from stemlog.queries import Queries
+from stemlog.queries import Queries, Stats
 from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
 from stemlog.refs import WorkflowRef
 from stemlog.registry import Registry
@@ -277,8 +277,9 @@ class WorkflowApp:
         """Append an exported history (``Fact`` records of one run) to this store.
 
         Positions, timestamps and payloads are kept exactly; the run keeps its
-        id. Importing the same history again changes nothing. An app with a worker continues an imported run that has not ended
-        if its workflow is registered (open with ``worker=False`` to only inspect).
+        id. Importing the same history again changes nothing. An app with a
+        worker continues an imported run that has not ended if its workflow is
+        registered (open with ``worker=False`` to only inspect).
 
         Raises:
             InvalidPayloadError: malformed history, or another history of that run
@@ -337,6 +338,10 @@ class WorkflowApp:
         ``include_expired``.
         """
         return await self._queries().list_runs(workflow, status, limit, after, include_expired)
+
+    async def stats(self) -> Stats:
+        """The ``step_stats`` and ``workflow_stats`` models, caught up to the log."""
+        return await self._queries().stats()
 
     async def runs_waiting_on(self, topic: str) -> list[str]:
         """Ids of the runs suspended on ``topic`` now."""

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import final
 
 from projections.rows import RunRow
+from projections.stats import StepStats, WorkflowStats
 from projections.view import RunsQuery
 from stemlog.clock import Clock
 from stemlog.records import ErrorInfo, RunStatus, RunView, WorkflowKind
 from stemlog.registry import Registry
 from stemlog.views import ViewKeeper
 from stemlog.worker import LeaseBook
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Per step and per workflow statistics (see :mod:`projections.stats`)."""
+
+    steps: list[StepStats]
+    workflows: list[WorkflowStats]
 
 
 @final
@@ -52,6 +63,11 @@ class Queries:
         query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq, expired_before)
         rows = await self._views.call(self._views.view.list_rows, query)
         return [self._to_view(row) for row in rows]
+
+    async def stats(self) -> Stats:
+        await self._views.catch_up()
+        steps, workflows = await self._views.call(self._views.view.stats)
+        return Stats(steps, workflows)
 
     async def waiting_on(self, topic: str) -> list[str]:
         await self._views.catch_up()

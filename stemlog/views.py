@@ -56,6 +56,7 @@ class ViewKeeper:
         """Build (and create the tables of) the view in the log's own database."""
         view_class = _VIEW_CLASSES[store.config.backend]
         view = cast(RunsView, store.log.factory.tracking_recorder(view_class))
+        view.ensure_models()  # a model whose version changed is rebuilt from the log
         return cls(view, Projector(store.log, view), store)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
