@@ -76,7 +76,10 @@ class POPORunsView(POPOTrackingRecorder):
         for key, step in stats.steps.items():
             self._step_stats.setdefault(key, StepStats(*key)).merge(step)
         for key, flow in stats.workflows.items():
-            self._workflow_stats.setdefault(key, WorkflowStats(*key)).merge(flow)
+            merged = self._workflow_stats.setdefault(key, WorkflowStats(*key))
+            merged.merge(flow)
+            if merged.count == 0 and not merged.histogram:
+                del self._workflow_stats[key]
 
     def stats(self) -> tuple[list[StepStats], list[WorkflowStats]]:
         with self._database_lock:
@@ -93,6 +96,7 @@ class POPORunsView(POPOTrackingRecorder):
                 "timers": sorted((r, at) for r, at in self._timers.items()),
                 "step_stats": [astuple(v) for _, v in sorted(self._step_stats.items())],
                 "workflow_stats": [astuple(v) for _, v in sorted(self._workflow_stats.items())],
+                "position": [(self._max_tracking_ids[APPLICATION_NAME] or 0,)],
             }
 
     def get_row(self, run_id: str) -> RunRow | None:

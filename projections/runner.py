@@ -17,7 +17,7 @@ from eventsourcing.application import Application
 
 from projections.rows import RunRow, apply_facts, start_row
 from projections.stats import StatsDelta
-from projections.view import RunsView
+from projections.view import PositionConflictError, RunsView
 from stemlog.facts import AnyFact, RunStarted
 
 
@@ -88,9 +88,18 @@ class Projector:
         return PageResult(facts, changed, last)
 
     def catch_up(self, stop: int | None = None) -> list[PageResult]:
-        """Apply pages until the view reaches ``stop`` (default: the head when called)."""
+        """Apply pages until the view reaches ``stop`` (default: the head when called).
+
+        A page that another projector applied first is skipped (the position
+        is read again), so concurrent catch-ups never apply a page twice.
+        """
         target = self.head() if stop is None else stop
         pages: list[PageResult] = []
-        while (page := self.apply_page(target)) is not None:
+        while True:
+            try:
+                page = self.apply_page(target)
+            except PositionConflictError:
+                continue
+            if page is None:
+                return pages
             pages.append(page)
-        return pages

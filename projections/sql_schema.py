@@ -138,10 +138,14 @@ def record_to_row(record: Any) -> RunRow:
     return RunRow(**values)
 
 
+def _histogram_text(histogram: dict[str, int]) -> str:
+    return orjson.dumps(histogram, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def step_stats_record(stats: StepStats) -> tuple[Any, ...]:
     return (
         stats.workflow, stats.step, stats.completions, stats.failures, stats.retries,
-        orjson.dumps(stats.histogram).decode(), stats.max_seconds,
+        _histogram_text(stats.histogram), stats.max_seconds,
     )  # fmt: skip
 
 
@@ -153,7 +157,7 @@ def record_to_step_stats(record: Any) -> StepStats:
 
 
 def workflow_stats_record(stats: WorkflowStats) -> tuple[Any, ...]:
-    histogram = orjson.dumps(stats.histogram).decode()
+    histogram = _histogram_text(stats.histogram)
     return (stats.workflow, stats.status, stats.count, histogram, stats.max_seconds)
 
 

@@ -17,6 +17,11 @@ from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
 from stemlog.children import CHILD_TOPIC_PREFIX
 
 
+def _values(record: Any) -> tuple[Any, ...]:
+    # psycopg's dict rows iterate over keys, sqlite3.Row over values.
+    return tuple(record.values()) if isinstance(record, dict) else tuple(record)
+
+
 class _SQLRunsView:
     """The queries; a backend supplies ``_sql`` and ``_transaction``."""
 
@@ -115,9 +120,14 @@ class _SQLRunsView:
         steps = [self._merged_step(cursor, change) for change in delta.steps.values()]
         if steps:
             cursor.executemany(self._sql(schema.UPSERT_STEP_STATS), steps)
-        flows = [self._merged_workflow(cursor, change) for change in delta.workflows.values()]
+        merged = [self._merged_workflow(cursor, change) for change in delta.workflows.values()]
+        flows = [record for record in merged if record[2] != 0 or record[3] != "{}"]
+        empty = [record[:2] for record in merged if record[2] == 0 and record[3] == "{}"]
         if flows:
             cursor.executemany(self._sql(schema.UPSERT_WORKFLOW_STATS), flows)
+        if empty:  # a status no run is in, with no durations: no row, as a rebuild leaves it
+            sql = "DELETE FROM {workflow_stats} WHERE workflow = ? AND status = ?"
+            cursor.executemany(self._sql(sql), empty)
 
     def _merged_step(self, cursor: Any, change: StepStats) -> tuple[Any, ...]:
         sql = "SELECT * FROM {step_stats} WHERE workflow = ? AND step = ?"
@@ -205,13 +215,26 @@ class _SQLRunsView:
         )
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every model, in a canonical order (for ``verify``)."""
+        """Every row of every model and the position, read in one snapshot, in a
+        canonical order (for ``verify``)."""
         orders = {"runs": "run_id", "watchers": "topic, run_id", "timers": "run_id",
                   "step_stats": "workflow, step", "workflow_stats": "workflow, status"}  # fmt: skip
-        return {
-            table: [tuple(r) for r in self._select(f"SELECT * FROM {{{table}}} ORDER BY {order}")]
-            for table, order in orders.items()
-        }
+        dumped: dict[str, list[tuple[Any, ...]]] = {}
+        with self._transaction(commit=False) as cursor:
+            self._begin_snapshot(cursor)
+            for table, order in orders.items():
+                cursor.execute(self._sql(f"SELECT * FROM {{{table}}} ORDER BY {order}"))
+                dumped[table] = [_values(record) for record in cursor.fetchall()]
+            cursor.execute(
+                self._sql("SELECT notification_id FROM {tracking} WHERE application_name = ?"),
+                (APPLICATION_NAME,),
+            )
+            record = cursor.fetchone()
+        dumped["position"] = [(0 if record is None else int(record["notification_id"]),)]
+        return dumped
+
+    def _begin_snapshot(self, cursor: Any) -> None:
+        """SQLite's read transaction is a snapshot already (WAL)."""
 
 
 class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
@@ -243,6 +266,9 @@ class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
 
 class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
     """The models in the PostgreSQL database of the log (tables ``stemlog_runs``, ...)."""
+
+    def _begin_snapshot(self, cursor: Any) -> None:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
