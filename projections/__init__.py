@@ -5,3 +5,7 @@ log (:mod:`projections.popo_view`, :mod:`projections.sql_view`); the row fold
 is :mod:`projections.rows`; :mod:`projections.runner` applies the log to a view
 a page per transaction, exactly once.
 """
+
+# The engine (stemlog) reads these models and they read its facts: initialise
+# the engine package first, so importing a projections module first works too.
+import stemlog  # noqa: F401, E402
