@@ -69,13 +69,11 @@ def _apply(run: Run, operation: str, name: str, at: datetime) -> None:
 
 def _build_log(plan: list[tuple[int, str, str]]) -> RunLog:
     log = RunLog(env=parse_store_url("memory://").env)
+    policy = {"max_run_duration": 60.0, "max_suspend_duration": None}
+    fields = {"kind": "flow", "workflow_version": 1, "fingerprint": "f", "parent_run_id": None,
+              "policy": policy, "ttl": 5.0, "forked_from": None}  # fmt: skip
     runs = [
-        Run.begin(
-            run_id=uuid.uuid4(), at=START, workflow=f"wf{i % 2}", kind="flow",
-            workflow_version=1, params={"i": i}, fingerprint="f", parent_run_id=None,
-            policy={"max_run_duration": 60.0, "max_suspend_duration": None}, ttl=5.0,
-            forked_from=None,
-        )  # fmt: skip
+        Run.begin(run_id=uuid.uuid4(), at=START, workflow=f"wf{i % 2}", params={"i": i}, **fields)
         for i in range(4)
     ]
     for run in runs:
