@@ -8,4 +8,4 @@ a page per transaction, exactly once.
 
 # The engine (stemlog) reads these models and they read its facts: initialise
 # the engine package first, so importing a projections module first works too.
-import stemlog  # noqa: F401, E402
+import stemlog  # noqa: F401

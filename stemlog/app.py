@@ -26,6 +26,7 @@ from stemlog.fold import fold
 from stemlog.history import as_facts
 from stemlog.policies import CancellationPolicy
 from stemlog.queries import Queries, Stats
+from stemlog.read_models import ReadModels
 from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
 from stemlog.refs import WorkflowRef
 from stemlog.registry import Registry
@@ -338,6 +339,11 @@ class WorkflowApp:
         ``include_expired``.
         """
         return await self._queries().list_runs(workflow, status, limit, after, include_expired)
+
+    @property
+    def read_models(self) -> ReadModels:
+        """Status, rebuild, audit copies and verification of the read models."""
+        return ReadModels(self._open().views)
 
     async def stats(self) -> Stats:
         """The ``step_stats`` and ``workflow_stats`` models, caught up to the log."""

@@ -68,11 +68,16 @@ class ViewKeeper:
         if self._moved is not None:
             self._moved.set()
 
-    async def catch_up(self) -> None:
-        """Bring the view to the log's head as of now."""
+    @property
+    def lock(self) -> anyio.Lock:
+        """Held while the projector writes (catch-ups and rebuilds)."""
         if self._lock is None:
             self._lock = anyio.Lock()
-        async with self._lock:
+        return self._lock
+
+    async def catch_up(self) -> None:
+        """Bring the view to the log's head as of now."""
+        async with self.lock:
             pages = await self.call(self.projector.catch_up)
         if self._on_page is not None:
             for page in pages:
