@@ -117,6 +117,8 @@ class RunState:
     updated_at: datetime | None = None
     completed: dict[StepKey, JSONValue] = field(default_factory=dict)
     steps: list[StepKey] = field(default_factory=list)
+    stepped: set[StepKey] = field(default_factory=set)
+    """The keys in ``steps``, for constant-time membership."""
     current: StepKey | None = None
     attempt: int = 0
     in_flight: bool = False
@@ -207,8 +209,9 @@ def evolve(state: RunState, fact: AnyFact) -> None:
     match fact:
         case StepStarted(step=step, iteration=iteration, attempt=attempt):
             key = (step, iteration)
-            if key not in state.completed and key not in state.steps:
+            if key not in state.stepped:
                 state.steps.append(key)
+                state.stepped.add(key)
             state.current, state.attempt, state.in_flight = key, attempt, True
             state.failed, state.retry_at = False, None
         case StepCompleted(step=step, iteration=iteration, value=value):
@@ -296,6 +299,7 @@ def _rewind(state: RunState, to_step: str) -> None:
     for key in state.steps[index:]:
         state.completed.pop(key, None)
         state.failures.pop(key, None)
+        state.stepped.discard(key)
     del state.steps[index:]
     state.status, state.ended_at, state.result, state.error = RunStatus.RUNNING, None, None, None
     state.current, state.attempt, state.in_flight, state.failed = None, 0, False, False
