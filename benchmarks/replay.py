@@ -12,7 +12,7 @@ SQLite file, it measures in the same run:
 It prints the median time, the time per fact (flat when the cost grows
 linearly) and the ratio to the baseline. ``--json`` prints the rows as JSON.
 
-    python benchmarks/bench_replay.py [--repeat 5] [--sizes 10,1000,10000] [--json]
+    python benchmarks/replay.py [--repeat 5] [--sizes 10,1000,10000] [--json]
 """
 
 from __future__ import annotations

@@ -88,9 +88,19 @@ class OrjsonTranscoder(Transcoder):
         return orjson.dumps(obj, default=_tag, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
     def decode(self, data: bytes) -> Any:
-        state = orjson.loads(data)
-        if isinstance(state, dict):
-            for key, value in state.items():
-                if isinstance(value, dict) and value.get("_type_") == _DATETIME_TAG:
-                    state[key] = datetime.fromisoformat(value["_data_"])
-        return state
+        return decode_fact_state(data)
+
+
+def decode_fact_state(data: bytes) -> Any:
+    """A stored fact's fields, with its top-level datetimes restored."""
+    state = orjson.loads(data)
+    if isinstance(state, dict):
+        for key in _TIME_FIELDS.intersection(state):
+            value = state[key]
+            if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
+                state[key] = datetime.fromisoformat(value["_data_"])
+    return state
+
+
+_TIME_FIELDS = frozenset({"timestamp", "deadline", "wake_at", "retry_at"})
+"""The only fields of a fact that hold datetimes (user values are plain JSON)."""

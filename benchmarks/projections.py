@@ -1,0 +1,202 @@
+"""Read-model benchmarks: rebuild rate, and query latency as the models grow.
+
+1. Rebuild: N runs of the seed's two workflows (approvals flow: 11 facts,
+   billing script: 9 facts) are written to a SQLite file; the read models are
+   rebuilt from position 0 and the rate (facts/s) is printed beside the raw
+   rate of reading the same notification log (pages of 1,000, no decoding) and
+   the decoded rate, measured in the same run, with the ratio.
+2. Latency: ``list_runs(status=..., workflow=...)`` (first page of 100) and
+   ``runs_waiting_on(topic)`` on models holding 10k, 100k and 1M runs (rows
+   written straight into the tables), median of many calls. Flat is the goal.
+
+    python benchmarks/projections.py [--runs 100000] [--sizes 10000,100000,1000000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+# This file is named like the package it measures: keep its folder off the path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import orjson  # noqa: E402
+
+from projections import audit  # noqa: E402
+from projections.rows import RunRow  # noqa: E402
+from projections.sql_schema import row_to_record  # noqa: E402
+from projections.sql_view import SQLiteRunsView  # noqa: E402
+from projections.view import RunsQuery  # noqa: E402
+from stemlog.records import RunStatus  # noqa: E402
+from stemlog.run import Run  # noqa: E402
+from stemlog.store import RunLog  # noqa: E402
+from stemlog.urls import parse_store_url  # noqa: E402
+
+START = datetime(2030, 1, 1, tzinfo=UTC)
+_COMMON = {"workflow_version": 1, "params": {"draft": {"document_id": "doc"}},
+           "parent_run_id": None, "policy": None, "ttl": None, "forked_from": None}  # fmt: skip
+
+
+def approvals_run(at: datetime) -> Run:
+    run = Run.begin(run_id=uuid.uuid4(), at=at, workflow="approvals.flow", kind="flow",
+                    fingerprint="approvals", **_COMMON)  # fmt: skip
+    run.start_step(("draft", 0), 1, at)
+    run.complete_step(("draft", 0), "doc", at)
+    run.start_step(("manager-review", 0), 1, at)
+    run.await_event(("manager-review", 0), "approvals.manager", None, at)
+    run.receive_event("approvals.manager", {"approved_by": "alice"}, uuid.uuid4().hex, at)
+    run.start_step(("manager-review", 0), 1, at)
+    run.complete_step(("manager-review", 0), "alice", at)
+    run.start_step(("finalize", 0), 1, at)
+    run.complete_step(("finalize", 0), "approved-by:alice", at)
+    run.complete("approved-by:alice", at + timedelta(milliseconds=5))
+    return run
+
+
+def billing_run(at: datetime) -> Run:
+    run = Run.begin(run_id=uuid.uuid4(), at=at, workflow="billing.retry-script", kind="script",
+                    fingerprint="billing", **_COMMON)  # fmt: skip
+    run.start_step(("charge", 0), 1, at)
+    run.await_event(("charge", 0), "billing.charge.prepared", None, at)
+    run.receive_event("billing.charge.prepared", {"charge_id": "ch"}, uuid.uuid4().hex, at)
+    run.start_step(("charge", 0), 1, at)
+    run.complete_step(("charge", 0), "ch", at)
+    run.start_step(("confirm", 0), 1, at)
+    run.complete_step(("confirm", 0), "receipt-ch", at)
+    run.complete("receipt-ch", at + timedelta(milliseconds=3))
+    return run
+
+
+def write_seed_runs(log: RunLog, runs: int) -> int:
+    """Append ``runs`` finished runs, 100 runs per commit; returns the facts written."""
+    batch: list[Run] = []
+    for index in range(runs):
+        at = START + timedelta(milliseconds=index)
+        batch.append(approvals_run(at) if index % 2 == 0 else billing_run(at))
+        if len(batch) == 100:
+            log.save(*batch)
+            batch.clear()
+    if batch:
+        log.save(*batch)
+    return log.recorder.max_notification_id() or 0
+
+
+def read_rate(log: RunLog, decode: bool) -> float:
+    started, position, count = time.perf_counter(), 0, 0
+    while True:
+        page = log.recorder.select_notifications(start=position + 1, limit=1000)
+        if not page:
+            break
+        if decode:
+            for notification in page:
+                log.mapper.to_domain_event(notification)
+        count += len(page)
+        position = page[-1].id
+    return count / (time.perf_counter() - started)
+
+
+def rebuild_benchmark(runs: int, folder: Path) -> dict[str, Any]:
+    log = RunLog(env=parse_store_url(f"sqlite:///{folder / 'rebuild.db'}").env)
+    try:
+        facts = write_seed_runs(log, runs)
+        view = log.factory.tracking_recorder(SQLiteRunsView)
+        raw = read_rate(log, decode=False)
+        decoded = read_rate(log, decode=True)
+        result = audit.rebuild(log, view)
+        assert result.position == facts
+    finally:
+        log.close()
+    return {
+        "runs": runs, "facts": facts, "rebuild_facts_per_s": result.events_per_second,
+        "raw_read_facts_per_s": raw, "decoded_read_facts_per_s": decoded,
+        "ratio_to_raw": result.events_per_second / raw,
+        "ratio_to_decoded": result.events_per_second / decoded,
+    }  # fmt: skip
+
+
+def synthetic_rows(count: int) -> list[tuple[Any, ...]]:
+    rows = []
+    for index in range(count):
+        suspended = index % 10 == 0
+        row = RunRow(
+            run_id=str(uuid.UUID(int=index)), seq=index + 1,
+            workflow=("approvals.flow", "billing.retry-script", "other")[index % 3],
+            kind="flow", version=1,
+            status=RunStatus.SUSPENDED if suspended else RunStatus.COMPLETED,
+            params={}, created_at=START, updated_at=START, position=5,
+            wait_topic=f"topic.{index % 1000}" if suspended else None,
+        )  # fmt: skip
+        rows.append(row_to_record(row))
+    return rows
+
+
+def latency_benchmark(size: int, folder: Path, calls: int) -> dict[str, Any]:
+    log = RunLog(env=parse_store_url(f"sqlite:///{folder / f'latency-{size}.db'}").env)
+    try:
+        view = log.factory.tracking_recorder(SQLiteRunsView)
+        records = synthetic_rows(size)
+        with view.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(view._sql(_insert_runs()), records)
+            watchers = [(r[15], r[0]) for r in records if r[15] is not None]
+            cursor.executemany(view._sql("INSERT INTO {watchers} VALUES (?, ?)"), watchers)
+        query = RunsQuery(workflow="billing.retry-script", status=RunStatus.SUSPENDED, limit=100)
+        list_ms = _median_ms(lambda: view.list_rows(query), calls)
+        wait_ms = _median_ms(lambda: view.waiting_on("topic.7"), calls)
+    finally:
+        log.close()
+    return {"runs": size, "list_runs_ms": list_ms, "runs_waiting_on_ms": wait_ms}
+
+
+def _insert_runs() -> str:
+    from projections.sql_schema import COLUMNS
+
+    return f"INSERT INTO {{runs}} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def _median_ms(action: Any, calls: int) -> float:
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1e3)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="stemlog-bench-") as folder:
+        rebuild = rebuild_benchmark(options.runs, Path(folder))
+        sizes = [int(size) for size in options.sizes.split(",")]
+        latency = [latency_benchmark(size, Path(folder), options.calls) for size in sizes]
+    if options.json:
+        print(orjson.dumps({"rebuild": rebuild, "latency": latency}).decode())
+        return
+    print(f"rebuild of the read models, SQLite file, {rebuild['runs']:,} seed runs")
+    print(f"{'facts':>10} {'rebuild/s':>11} {'raw read/s':>11} {'ratio':>6} "
+          f"{'decoded read/s':>15} {'ratio':>6}")  # fmt: skip
+    print(f"{rebuild['facts']:>10,} {rebuild['rebuild_facts_per_s']:>11,.0f} "
+          f"{rebuild['raw_read_facts_per_s']:>11,.0f} {rebuild['ratio_to_raw']:>6.2f} "
+          f"{rebuild['decoded_read_facts_per_s']:>15,.0f} {rebuild['ratio_to_decoded']:>6.2f}")  # fmt: skip
+    print()
+    print(f"query latency, median of {options.calls} calls (ms)")
+    print(f"{'runs':>10} {'list_runs':>10} {'runs_waiting_on':>16}")
+    for row in latency:
+        print(f"{row['runs']:>10,} {row['list_runs_ms']:>10.3f} {row['runs_waiting_on_ms']:>16.3f}")
+
+
+if __name__ == "__main__":
+    main()
