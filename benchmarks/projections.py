@@ -195,7 +195,8 @@ def main() -> None:
     print(f"query latency, median of {options.calls} calls (ms)")
     print(f"{'runs':>10} {'list_runs':>10} {'runs_waiting_on':>16}")
     for row in latency:
-        print(f"{row['runs']:>10,} {row['list_runs_ms']:>10.3f} {row['runs_waiting_on_ms']:>16.3f}")
+        runs, listed, waiting = row["runs"], row["list_runs_ms"], row["runs_waiting_on_ms"]
+        print(f"{runs:>10,} {listed:>10.3f} {waiting:>16.3f}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def measure(steps: int, repeat: int, folder: Path) -> dict[str, Any]:
 
         def stemlog_replay() -> object:
             report = replay(list(log.events.get(run_id)), definition)
-            assert report.divergence is None and len(report.requested) == steps
+            assert report.divergence is None
+            assert len(report.requested) == steps
             return report
 
         base = median_seconds(baseline, repeat)

@@ -22,7 +22,6 @@ from projections.view import PositionConflictError, RunsView
 from stemlog.codec import decode_fact_state
 from stemlog.facts import FACT_TYPES, AnyFact, RunStarted
 
-
 _FACT_BY_TOPIC: dict[str, type[Any]] = {cls.TOPIC: cls for cls in FACT_TYPES}
 
 
