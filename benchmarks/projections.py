@@ -188,9 +188,10 @@ def main() -> None:
     print(f"rebuild of the read models, SQLite file, {rebuild['runs']:,} seed runs")
     print(f"{'facts':>10} {'rebuild/s':>11} {'raw read/s':>11} {'ratio':>6} "
           f"{'decoded read/s':>15} {'ratio':>6}")  # fmt: skip
-    print(f"{rebuild['facts']:>10,} {rebuild['rebuild_facts_per_s']:>11,.0f} "
-          f"{rebuild['raw_read_facts_per_s']:>11,.0f} {rebuild['ratio_to_raw']:>6.2f} "
-          f"{rebuild['decoded_read_facts_per_s']:>15,.0f} {rebuild['ratio_to_decoded']:>6.2f}")  # fmt: skip
+    r = rebuild
+    print(f"{r['facts']:>10,} {r['rebuild_facts_per_s']:>11,.0f} "
+          f"{r['raw_read_facts_per_s']:>11,.0f} {r['ratio_to_raw']:>6.2f} "
+          f"{r['decoded_read_facts_per_s']:>15,.0f} {r['ratio_to_decoded']:>6.2f}")  # fmt: skip
     print()
     print(f"query latency, median of {options.calls} calls (ms)")
     print(f"{'runs':>10} {'list_runs':>10} {'runs_waiting_on':>16}")
