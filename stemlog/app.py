@@ -18,7 +18,7 @@ import anyio
 from stemlog.clock import Clock, Duration, SystemClock, to_seconds
 from stemlog.codec import JSONValue, normalize_json
 from stemlog.context import check_topic
-from stemlog.definitions import Definable
+from stemlog.definitions import Definable, WorkflowDefinition
 from stemlog.engine import Engine
 from stemlog.errors import UnknownRunError, UnknownWorkflowError
 from stemlog.facts import RunCompleted, RunFailed, fact_fields
@@ -128,6 +128,10 @@ class WorkflowApp:
         self._registry.add_all(definitions)
         if self._engine is not None:
             self._engine.recover_soon()
+
+    def definitions(self) -> list[WorkflowDefinition]:
+        """Every registered definition (to register the same ones in another app)."""
+        return self._registry.all()
 
     def manifest(self) -> list[dict[str, Any]]:
         """Every registered definition, described for tooling."""

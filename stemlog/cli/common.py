@@ -1,0 +1,95 @@
+"""What every command shares: the store URL, loading an app module, output, errors."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import orjson
+import typer
+from rich.console import Console
+
+from stemlog.app import WorkflowApp
+from stemlog.definitions import Flow, WorkflowDefinition, WorkflowScript
+from stemlog.errors import StemlogError
+
+T = TypeVar("T")
+
+DEFAULT_DB = "sqlite:///./stemlog.db"
+console = Console()
+errors = Console(stderr=True)
+
+
+class Options:
+    """Global options, set by the callback of the top-level command."""
+
+    db: str = os.environ.get("STEMLOG_DB", DEFAULT_DB)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line to standard error and exit with ``code``."""
+    errors.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def run(function: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command; a stemlog error becomes one line and exit code 2."""
+    try:
+        return anyio.run(function)
+    except StemlogError as error:
+        fail(str(error), 2)
+    except (OSError, ValueError) as error:
+        fail(f"{type(error).__name__}: {error}", 2)
+
+
+def parse_json(text: str, what: str) -> Any:
+    """JSON from the command line, or exit 2 naming what was malformed."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        fail(f"{what} is not valid JSON: {error}")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
+
+
+def load_definitions(target: str | None) -> list[WorkflowDefinition]:
+    """The definitions of ``module:attr``: a WorkflowApp, a Flow/WorkflowScript, or a list."""
+    target = target or os.environ.get("STEMLOG_APP")
+    if not target:
+        fail("this command needs the workflow definitions: pass --app module:attribute")
+    module_name, _, attribute = target.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in (attribute or "app").split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as error:
+        fail(f"cannot load {target!r}: {error}")
+    return _definitions_of(value, target)
+
+
+def _definitions_of(value: Any, target: str) -> list[WorkflowDefinition]:
+    if isinstance(value, WorkflowApp):
+        return value.definitions()
+    if isinstance(value, (Flow, WorkflowScript, WorkflowDefinition)):
+        return [value.definition]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [item.definition for item in value]
+    fail(f"{target!r} is not a WorkflowApp, a workflow, or a list of workflows")
+
+
+def open_app(
+    *,
+    worker: bool = False,
+    definitions: Sequence[WorkflowDefinition] = (),
+    concurrency: int = 64,
+) -> WorkflowApp:
+    """An app on ``--db`` with these definitions registered (open it with ``async with``)."""
+    app = WorkflowApp.open(Options.db, worker=worker, concurrency=concurrency)
+    app.register_workflows(list(definitions))
+    return app

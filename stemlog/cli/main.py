@@ -1,0 +1,49 @@
+"""The ``stemlog`` console script."""
+
+from __future__ import annotations
+
+import typer
+
+from stemlog.cli import control, runs
+from stemlog.cli.common import DEFAULT_DB, Options
+from stemlog.cli.demo import demo
+from stemlog.cli.models import projections_app
+
+cli = typer.Typer(
+    help="stemlog: durable workflows on an event-sourced log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@cli.callback()
+def _options(
+    db: str = typer.Option(
+        DEFAULT_DB, "--db", envvar="STEMLOG_DB", help="store URL (sqlite:///..., postgresql://...)"
+    ),
+) -> None:
+    Options.db = db
+
+
+cli.command()(demo)
+cli.command()(runs.runs)
+cli.command()(runs.show)
+cli.command()(runs.history)
+cli.command()(runs.waiters)
+cli.command("import")(runs.import_)
+cli.command()(runs.replay)
+cli.command()(control.start)
+cli.command()(control.emit)
+cli.command()(control.send)
+cli.command()(control.cancel)
+cli.command()(control.rewind)
+cli.command()(control.fork)
+cli.command()(control.worker)
+cli.command()(control.manifest)
+cli.add_typer(projections_app, name="projections")
+
+
+def main() -> None:
+    """Entry point of the ``stemlog`` console script."""
+    cli()
