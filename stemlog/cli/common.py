@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 DEFAULT_DB = "sqlite:///./stemlog.db"
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 class Options:
