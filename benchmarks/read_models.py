@@ -9,15 +9,16 @@
    ``runs_waiting_on(topic)`` on models holding 10k, 100k and 1M runs (rows
    written straight into the tables), median of many calls. Flat is the goal.
 
-    python benchmarks/projections.py [--runs 100000] [--sizes 10000,100000,1000000] [--json]
+    python benchmarks/read_models.py [--runs 100000] [--sizes 10000,100000,1000000] [--json]
+
+(Named ``read_models.py``, not ``projections.py``: a script of that name would
+shadow the ``projections`` package for every script in this folder.)
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -25,21 +26,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# This file is named like the package it measures: keep its folder off the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+import orjson
 
-import orjson  # noqa: E402
-
-from projections import audit  # noqa: E402
-from projections.rows import RunRow  # noqa: E402
-from projections.sql_schema import row_to_record  # noqa: E402
-from projections.sql_view import SQLiteRunsView  # noqa: E402
-from projections.view import RunsQuery  # noqa: E402
-from stemlog.records import RunStatus  # noqa: E402
-from stemlog.run import Run  # noqa: E402
-from stemlog.store import RunLog  # noqa: E402
-from stemlog.urls import parse_store_url  # noqa: E402
+from projections import audit
+from projections.rows import RunRow
+from projections.sql_schema import row_to_record
+from projections.sql_view import SQLiteRunsView
+from projections.view import RunsQuery
+from stemlog.records import RunStatus
+from stemlog.run import Run
+from stemlog.store import RunLog
+from stemlog.urls import parse_store_url
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 _COMMON = {"workflow_version": 1, "params": {"draft": {"document_id": "doc"}},
