@@ -119,9 +119,11 @@ Measure = Callable[[WorkflowApp, Any, int], Awaitable[float]]
 
 async def measure(url: str, model: str, handlers: str, mode: Measure, runs: int) -> float:
     flow, script = definitions(handlers)
+    workflow = flow if model == "flow" else script
     async with WorkflowApp.open(url) as app:
         app.register_workflows([flow, script])
-        return await mode(app, flow if model == "flow" else script, runs)
+        await concurrent(app, workflow, 50)  # warm up threads, caches and the database file
+        return await mode(app, workflow, runs)
 
 
 def store_url(kind: str, folder: Path, tag: str) -> str:

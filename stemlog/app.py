@@ -204,13 +204,11 @@ class WorkflowApp:
             while True:
                 ended = engine.signals.watch(run_id)
                 fact = engine.signals.ended(run_id)
-                if fact is not None:
-                    await engine.views.catch_up()  # read-your-writes for get_run/list_runs
+                if fact is not None:  # get_run/list_runs catch up before reading
                     return _result_of(run_id, fact)
                 if not known_running:
                     state = (await engine.store.load(run_id)).state
                     if state.status.is_terminal:
-                        await engine.views.catch_up()
                         return WorkflowResult(run_id, state.status, state.result, state.error)
                 known_running = False
                 await ended.wait()
