@@ -321,9 +321,20 @@ class WorkflowApp:
             self._registry if engine.worker else None,
         )
 
-    async def get_run(self, run_id: str) -> RunView | None:
-        """The run as the ``runs`` view shows it (caught up to the log), or ``None``."""
-        return await self._queries().get_run(run_id)
+    async def get_run(self, run_id: str, *, consistent: bool = False) -> RunView | None:
+        """The run as the ``runs`` view shows it (caught up to the log), or ``None``.
+
+        With ``consistent=True`` the run's own facts are read and folded instead
+        of the view (one run's full history, not a single row).
+        """
+        queries = self._queries()
+        if not consistent:
+            return await queries.get_run(run_id)
+        try:
+            facts = await self._open().store.facts(run_id)
+        except UnknownRunError:
+            return None
+        return queries.fold_view(facts) if facts else None
 
     async def list_runs(
         self,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import final
 
-from projections.rows import RunRow
+from projections.rows import RunRow, apply_facts, start_row
 from projections.stats import StepStats, WorkflowStats
 from projections.view import RunsQuery
 from stemlog.clock import Clock
+from stemlog.facts import AnyFact, RunStarted
 from stemlog.records import ErrorInfo, RunStatus, RunView, WorkflowKind
 from stemlog.registry import Registry
 from stemlog.views import ViewKeeper
@@ -44,6 +46,15 @@ class Queries:
         await self._views.catch_up()
         row = await self._views.call(self._views.view.get_row, str(run_id))
         return None if row is None else self._to_view(row)
+
+    def fold_view(self, facts: Sequence[AnyFact]) -> RunView:
+        """The view of a run computed from its facts (``get_run(consistent=True)``)."""
+        first = facts[0]
+        assert isinstance(first, RunStarted)
+        row = start_row(first, seq=0)
+        if len(facts) > 1:
+            row = apply_facts(row, list(facts[1:]))
+        return self._to_view(row)
 
     async def list_runs(
         self,

@@ -213,3 +213,20 @@ async def test_wait_for_times_out_without_raising(store_url: str) -> None:
         result = await app.start_and_wait(flow, timeout=0.2)
     assert result.timed_out
     assert result.status in (RunStatus.RUNNING, RunStatus.SUSPENDED)
+
+
+async def test_consistent_get_run_folds_the_facts(store_url: str) -> None:
+    flow = Flow("consistent")
+    flow.step("wait", lambda ctx: ctx.wait_for_event_value("c.go"))
+    async with WorkflowApp.open(store_url) as app:
+        app.register_flows([flow])
+        run_id = await app.start(flow)
+        await until_waiting(app, run_id, "c.go")
+        from_view = await app.get_run(run_id)
+        folded = await app.get_run(run_id, consistent=True)
+        assert await app.get_run("00000000-0000-0000-0000-000000000000", consistent=True) is None
+    assert folded is not None and from_view is not None
+    assert (folded.status, folded.wait_topic, folded.current_step) == (
+        from_view.status, from_view.wait_topic, from_view.current_step,
+    )  # fmt: skip
+    assert folded.updated_at == from_view.updated_at
