@@ -50,14 +50,35 @@ def percentile(histogram: Mapping[str, int], fraction: float, maximum: float) ->
     return maximum
 
 
-def _add(histogram: dict[str, int], seconds: float) -> None:
-    key = str(bucket_of(seconds))
-    histogram[key] = histogram.get(key, 0) + 1
+class _Durations:
+    """A histogram of durations and its exact maximum (mixed into both stats rows)."""
+
+    __slots__ = ()
+    histogram: dict[str, int]
+    max_seconds: float
+
+    @property
+    def p50_seconds(self) -> float | None:
+        return percentile(self.histogram, 0.50, self.max_seconds)
+
+    @property
+    def p95_seconds(self) -> float | None:
+        return percentile(self.histogram, 0.95, self.max_seconds)
+
+    def add_duration(self, seconds: float) -> None:
+        key = str(bucket_of(seconds))
+        self.histogram[key] = self.histogram.get(key, 0) + 1
+        self.max_seconds = max(self.max_seconds, seconds)
+
+    def merge_durations(self, other: _Durations) -> None:
+        for bucket, count in other.histogram.items():
+            self.histogram[bucket] = self.histogram.get(bucket, 0) + count
+        self.max_seconds = max(self.max_seconds, other.max_seconds)
 
 
 @final
 @dataclass(slots=True)
-class StepStats:
+class StepStats(_Durations):
     """One ``step_stats`` row."""
 
     workflow: str
@@ -68,27 +89,17 @@ class StepStats:
     histogram: dict[str, int] = field(default_factory=dict)
     max_seconds: float = 0.0
 
-    @property
-    def p50_seconds(self) -> float | None:
-        return percentile(self.histogram, 0.50, self.max_seconds)
-
-    @property
-    def p95_seconds(self) -> float | None:
-        return percentile(self.histogram, 0.95, self.max_seconds)
-
     def merge(self, other: StepStats) -> None:
         """Add the counts of ``other`` (same workflow and step)."""
         self.completions += other.completions
         self.failures += other.failures
         self.retries += other.retries
-        for bucket, count in other.histogram.items():
-            self.histogram[bucket] = self.histogram.get(bucket, 0) + count
-        self.max_seconds = max(self.max_seconds, other.max_seconds)
+        self.merge_durations(other)
 
 
 @final
 @dataclass(slots=True)
-class WorkflowStats:
+class WorkflowStats(_Durations):
     """One ``workflow_stats`` row: runs of ``workflow`` now in ``status``."""
 
     workflow: str
@@ -97,20 +108,10 @@ class WorkflowStats:
     histogram: dict[str, int] = field(default_factory=dict)
     max_seconds: float = 0.0
 
-    @property
-    def p50_seconds(self) -> float | None:
-        return percentile(self.histogram, 0.50, self.max_seconds)
-
-    @property
-    def p95_seconds(self) -> float | None:
-        return percentile(self.histogram, 0.95, self.max_seconds)
-
     def merge(self, other: WorkflowStats) -> None:
         """Add the counts of ``other`` (same workflow and status)."""
         self.count += other.count
-        for bucket, count in other.histogram.items():
-            self.histogram[bucket] = self.histogram.get(bucket, 0) + count
-        self.max_seconds = max(self.max_seconds, other.max_seconds)
+        self.merge_durations(other)
 
 
 @final
@@ -133,10 +134,8 @@ class StatsDelta:
                 self._workflow(after.workflow, old).count -= 1
             self._workflow(after.workflow, new).count += 1
             if after.ended_at is not None:
-                stats = self._workflow(after.workflow, new)
                 seconds = (after.ended_at - after.created_at).total_seconds()
-                _add(stats.histogram, seconds)
-                stats.max_seconds = max(stats.max_seconds, seconds)
+                self._workflow(after.workflow, new).add_duration(seconds)
 
     def _add_fact(
         self, workflow: str, fact: AnyFact, started_at: datetime | None
@@ -148,9 +147,7 @@ class StatsDelta:
                 stats = self._step(workflow, step)
                 stats.completions += 1
                 if started_at is not None:
-                    seconds = (fact.timestamp - started_at).total_seconds()
-                    _add(stats.histogram, seconds)
-                    stats.max_seconds = max(stats.max_seconds, seconds)
+                    stats.add_duration((fact.timestamp - started_at).total_seconds())
                 return None
             case StepFailed(step=step, retry_at=retry_at):
                 stats = self._step(workflow, step)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,55 +16,16 @@ from projections.audit import rebuild, rebuild_as_of, scratch_view, verify
 from projections.popo_view import POPORunsView
 from projections.runner import Projector
 from stemlog import Flow, WorkflowApp
-from stemlog.errors import RunEndedError, UnknownStepError
-from stemlog.run import Run, StaleDecisionError
+from stemlog.run import Run
 from stemlog.store import RunLog
 from stemlog.urls import parse_store_url
+from tests.strategies import COMMANDS, START, apply
 
-START = datetime(2030, 1, 1, tzinfo=UTC)
-
-# One operation on one of a few runs: (run index, operation, argument).
+# Several runs, each driven by its own plan of commands (see tests.strategies.apply).
 operations = st.lists(
-    st.tuples(
-        st.integers(0, 3),
-        st.sampled_from(
-            ["step", "complete", "fail", "retry", "await", "receive", "timeout", "sleep", "wake",
-             "end", "cancel", "rewind"]
-        ),
-        st.sampled_from(["a", "b", "c"]),
-    ),
+    st.tuples(st.integers(0, 3), st.sampled_from(COMMANDS), st.sampled_from(["a", "b", "c"])),
     max_size=60,
-)  # fmt: skip
-
-
-def _apply(run: Run, operation: str, name: str, at: datetime) -> None:
-    state = run.state
-    key = state.current or (name, 0)
-    match operation:
-        case "step":
-            run.start_step(key, state.next_attempt(key), at)
-        case "complete":
-            run.complete_step(key, {"value": name}, at)
-        case "fail":
-            run.fail_step(key, {"type": "E", "message": name, "traceback": None}, None, at)
-        case "retry":
-            run.fail_step(key, {"type": "E", "message": name, "traceback": None}, at, at)
-        case "await":
-            run.await_event(key, f"topic.{name}", at + timedelta(seconds=5), at)
-        case "receive":
-            run.receive_event(f"topic.{name}", name, uuid.uuid4().hex, at)
-        case "timeout":
-            run.time_out_event(at + timedelta(seconds=10))
-        case "sleep":
-            run.start_sleep(key, at + timedelta(seconds=1), at)
-        case "wake":
-            run.elapse_sleep(at + timedelta(seconds=2))
-        case "end":
-            run.complete(name, at)
-        case "cancel":
-            run.cancel(name, at)
-        case "rewind":
-            run.rewind(name, at)
+)
 
 
 def _build_log(plan: list[tuple[int, str, str]]) -> RunLog:
@@ -78,13 +39,10 @@ def _build_log(plan: list[tuple[int, str, str]]) -> RunLog:
     ]
     for run in runs:
         log.save(run)
-    for tick, (index, operation, name) in enumerate(plan):
+    for tick, (index, command, name) in enumerate(plan):
         run = runs[index]
-        try:
-            _apply(run, operation, name, START + timedelta(milliseconds=tick))
-        except (StaleDecisionError, RunEndedError, UnknownStepError):
-            continue  # refused before anything was triggered
-        log.save(run)
+        if apply(run, command, name, {"value": name}, START + timedelta(milliseconds=tick + 1)):
+            log.save(run)
     return log
 
 
