@@ -31,6 +31,9 @@ from projections.view import RunsView
 from stemlog.facts import AnyFact
 
 Progress = Callable[[int, int], None]
+
+REBUILD_PAGE = 5000
+"""Facts per transaction when rebuilding (a live catch-up uses smaller pages)."""
 """Called with (position reached, target position) after each page."""
 
 
@@ -73,7 +76,7 @@ def rebuild(
 ) -> RebuildResult:
     """Drop the models and replay the log from position 0 up to its head now."""
     view.clear()
-    projector = Projector(log, view)
+    projector = Projector(log, view, page_size=REBUILD_PAGE)
     return _replay(projector, projector.head(), progress)
 
 
@@ -123,7 +126,7 @@ def rebuild_as_of(
         position = position_at(log, moment) if moment is not None else None
     view = scratch_view(into)
     try:
-        projector = Projector(log, view)
+        projector = Projector(log, view, page_size=REBUILD_PAGE)
         target = projector.head() if position is None else min(position, projector.head())
         return _replay(projector, target, progress)
     finally:
@@ -138,14 +141,14 @@ def verify(
     position = int(snapshot.pop("position")[0][0])
     if isinstance(live, POPOTrackingRecorder):
         scratch: RunsView = POPORunsView()
-        _replay(Projector(log, scratch), position, progress)
+        _replay(Projector(log, scratch, page_size=REBUILD_PAGE), position, progress)
         rebuilt_memory = scratch.dump()
         rebuilt_memory.pop("position")
         return _compare(snapshot, rebuilt_memory)
     with tempfile.TemporaryDirectory(prefix="stemlog-verify-") as folder:
         view = scratch_view(Path(folder) / "scratch.db")
         try:
-            _replay(Projector(log, view), position, progress)
+            _replay(Projector(log, view, page_size=REBUILD_PAGE), position, progress)
             rebuilt = view.dump()
         finally:
             view.datastore.close()

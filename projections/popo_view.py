@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,12 @@ class POPORunsView(POPOTrackingRecorder):
         return False
 
     def write_page(
-        self, rows: Sequence[RunRow], expected: int, last: int, stats: StatsDelta | None = None
+        self,
+        rows: Sequence[RunRow],
+        expected: int,
+        last: int,
+        stats: StatsDelta | None = None,
+        previous: Mapping[str, RunRow] | None = None,
     ) -> None:
         with self._database_lock:
             if (self._max_tracking_ids[APPLICATION_NAME] or 0) != expected:

@@ -104,7 +104,7 @@ class Projector:
                 stats.add_run(before.get(run_id), rows[run_id], run_facts)
         changed = list(rows.values())
         last = notifications[-1].id
-        self.view.write_page(changed, expected, last, stats)
+        self.view.write_page(changed, expected, last, stats, before)
         return PageResult(facts, changed, last)
 
     def catch_up(self, stop: int | None = None) -> list[PageResult]:

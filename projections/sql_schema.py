@@ -93,6 +93,10 @@ CAS_TRACKING = (
 )
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def micros(moment: datetime | None) -> int | None:
     """A time as integer microseconds since the epoch."""
     if moment is None:
@@ -108,18 +112,20 @@ def moment(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
 
 
+_ENCODERS: list[tuple[int, Any]] = [
+    (index, micros if column in _TIMES else str if column == "status" else _json_text)
+    for index, column in enumerate(COLUMNS)
+    if column in _TIMES or column in _JSON or column == "status"
+]
+
+
 def row_to_record(row: RunRow) -> tuple[Any, ...]:
     """A row as the tuple of column values stored."""
-    values: list[Any] = []
-    for column in COLUMNS:
-        value = getattr(row, column)
-        if column in _JSON:
-            value = None if value is None and column != "inbox" else orjson.dumps(value).decode()
-        elif column in _TIMES:
-            value = micros(value)
-        elif column == "status":
-            value = str(value)
-        values.append(value)
+    values = [getattr(row, column) for column in COLUMNS]
+    for index, encode in _ENCODERS:
+        value = values[index]
+        if value is not None or COLUMNS[index] == "inbox":
+            values[index] = encode(value)
     return tuple(values)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,9 @@ from projections.rows import RunRow, timer_due, watcher_topic
 from projections.stats import StatsDelta, StepStats, WorkflowStats
 from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
 from stemlog.children import CHILD_TOPIC_PREFIX
+
+_NEW: Any = object()
+"""Marks a run the page started: it has no rows elsewhere to delete."""
 
 
 def _values(record: Any) -> tuple[Any, ...]:
@@ -88,22 +91,39 @@ class _SQLRunsView:
         return found
 
     def write_page(
-        self, rows: Sequence[RunRow], expected: int, last: int, stats: StatsDelta | None = None
+        self,
+        rows: Sequence[RunRow],
+        expected: int,
+        last: int,
+        stats: StatsDelta | None = None,
+        previous: Mapping[str, RunRow] | None = None,
     ) -> None:
         with self._transaction(commit=True) as cursor:
             cursor.execute(self._sql(schema.CAS_TRACKING), (APPLICATION_NAME, last, expected))
             if cursor.fetchone() is None:
                 raise PositionConflictError
             if rows:
-                self._write_rows(cursor, rows)
+                self._write_rows(cursor, rows, previous)
             if stats is not None:
                 self._write_stats(cursor, stats)
 
-    def _write_rows(self, cursor: Any, rows: Sequence[RunRow]) -> None:
-        ids = [(row.run_id,) for row in rows]
+    def _write_rows(
+        self, cursor: Any, rows: Sequence[RunRow], previous: Mapping[str, RunRow] | None
+    ) -> None:
         cursor.executemany(self._sql(schema.UPSERT_RUN), [schema.row_to_record(r) for r in rows])
-        cursor.executemany(self._sql("DELETE FROM {watchers} WHERE run_id = ?"), ids)
-        cursor.executemany(self._sql("DELETE FROM {timers} WHERE run_id = ?"), ids)
+        # With the rows as they were before the page, only delete what existed.
+        olds = [None if previous is None else previous.get(r.run_id, _NEW) for r in rows]
+        stale_watchers = [
+            (r.run_id,)
+            for r, old in zip(rows, olds, strict=True)
+            if old is None or (old is not _NEW and watcher_topic(old))
+        ]
+        stale_timers = [(r.run_id,) for r, old in zip(rows, olds, strict=True)
+                        if old is None or (old is not _NEW and timer_due(old))]  # fmt: skip
+        if stale_watchers:
+            cursor.executemany(self._sql("DELETE FROM {watchers} WHERE run_id = ?"), stale_watchers)
+        if stale_timers:
+            cursor.executemany(self._sql("DELETE FROM {timers} WHERE run_id = ?"), stale_timers)
         watchers = [(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None]
         if watchers:
             cursor.executemany(

@@ -53,7 +53,6 @@ def percentile(histogram: Mapping[str, int], fraction: float, maximum: float) ->
 class _Durations:
     """A histogram of durations and its exact maximum (mixed into both stats rows)."""
 
-    __slots__ = ()
     histogram: dict[str, int]
     max_seconds: float
 

@@ -10,7 +10,7 @@ both apply the same page.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, final
@@ -56,10 +56,16 @@ class RunsView(Protocol):
         ...
 
     def write_page(
-        self, rows: Sequence[RunRow], expected: int, last: int, stats: StatsDelta | None = None
+        self,
+        rows: Sequence[RunRow],
+        expected: int,
+        last: int,
+        stats: StatsDelta | None = None,
+        previous: Mapping[str, RunRow] | None = None,
     ) -> None:
         """Store changed rows and stats, and move the position from ``expected`` to
-        ``last``, atomically.
+        ``last``, atomically. ``previous`` (the rows as they were before the
+        page, runs the page started absent) spares deleting what never existed.
 
         Raises:
             PositionConflictError: the position is not ``expected`` any more.
