@@ -142,9 +142,9 @@ def latency_benchmark(size: int, folder: Path, calls: int) -> dict[str, Any]:
         view = log.factory.tracking_recorder(SQLiteRunsView)
         records = synthetic_rows(size)
         with view.datastore.transaction(commit=True) as cursor:
-            cursor.executemany(view._sql(_insert_runs()), records)
+            cursor.executemany(view.render(_insert_runs()), records)
             watchers = [(r[15], r[0]) for r in records if r[15] is not None]
-            cursor.executemany(view._sql("INSERT INTO {watchers} VALUES (?, ?)"), watchers)
+            cursor.executemany(view.render("INSERT INTO {watchers} VALUES (?, ?)"), watchers)
         query = RunsQuery(workflow="billing.retry-script", status=RunStatus.SUSPENDED, limit=100)
         list_ms = _median_ms(lambda: view.list_rows(query), calls)
         wait_ms = _median_ms(lambda: view.waiting_on("topic.7"), calls)

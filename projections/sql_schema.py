@@ -68,7 +68,11 @@ CREATE = (
     "count BIGINT NOT NULL, histogram TEXT NOT NULL, max_seconds DOUBLE PRECISION NOT NULL, "
     "PRIMARY KEY (workflow, status))",
     "CREATE TABLE IF NOT EXISTS {models} (name TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {leases} (run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+    "expires_at BIGINT NOT NULL)",
 )
+SIDE_TABLES = ("models", "leases")
+"""Tables beside the models: their versions, and the workers' leases (kept on rebuild)."""
 UPSERT_RUN = (
     "INSERT INTO {runs} (" + ", ".join(COLUMNS) + ") VALUES ("
     + ", ".join("?" for _ in COLUMNS) + ") ON CONFLICT (run_id) DO UPDATE SET "

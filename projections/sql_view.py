@@ -28,15 +28,15 @@ def _values(record: Any) -> tuple[Any, ...]:
 class _SQLRunsView:
     """The queries; a backend supplies ``_sql`` and ``_transaction``."""
 
-    def _sql(self, template: str) -> Any:
+    def render(self, template: str) -> Any:
         raise AssertionError("implemented by each backend")  # pragma: no cover
 
-    def _transaction(self, *, commit: bool) -> Any:
+    def transaction(self, *, commit: bool) -> Any:
         raise AssertionError("implemented by each backend")  # pragma: no cover
 
     def _select(self, template: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._transaction(commit=False) as cursor:
-            cursor.execute(self._sql(template), params)
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(self.render(template), params)
             return list(cursor.fetchall())
 
     # -- the models' versions --------------------------------------------------
@@ -54,20 +54,20 @@ class _SQLRunsView:
 
     def clear(self) -> None:
         """Drop and re-create every model table and forget the position (to rebuild)."""
-        with self._transaction(commit=True) as cursor:
+        with self.transaction(commit=True) as cursor:
             for table in (*schema.MODEL_TABLES, "models"):
-                cursor.execute(self._sql(f"DROP TABLE IF EXISTS {{{table}}}"))
+                cursor.execute(self.render(f"DROP TABLE IF EXISTS {{{table}}}"))
             for statement in schema.CREATE:
-                cursor.execute(self._sql(statement))
+                cursor.execute(self.render(statement))
             cursor.execute(
-                self._sql("DELETE FROM {tracking} WHERE application_name = ?"), (APPLICATION_NAME,)
+                self.render("DELETE FROM {tracking} WHERE application_name = ?"), (APPLICATION_NAME,)
             )
         self._write_versions()
 
     def _write_versions(self) -> None:
-        with self._transaction(commit=True) as cursor:
+        with self.transaction(commit=True) as cursor:
             cursor.executemany(
-                self._sql("INSERT INTO {models} (name, version) VALUES (?, ?)"),
+                self.render("INSERT INTO {models} (name, version) VALUES (?, ?)"),
                 list(schema.MODEL_VERSIONS.items()),
             )
 
@@ -98,8 +98,8 @@ class _SQLRunsView:
         stats: StatsDelta | None = None,
         previous: Mapping[str, RunRow] | None = None,
     ) -> None:
-        with self._transaction(commit=True) as cursor:
-            cursor.execute(self._sql(schema.CAS_TRACKING), (APPLICATION_NAME, last, expected))
+        with self.transaction(commit=True) as cursor:
+            cursor.execute(self.render(schema.CAS_TRACKING), (APPLICATION_NAME, last, expected))
             if cursor.fetchone() is None:
                 raise PositionConflictError
             if rows:
@@ -110,7 +110,7 @@ class _SQLRunsView:
     def _write_rows(
         self, cursor: Any, rows: Sequence[RunRow], previous: Mapping[str, RunRow] | None
     ) -> None:
-        cursor.executemany(self._sql(schema.UPSERT_RUN), [schema.row_to_record(r) for r in rows])
+        cursor.executemany(self.render(schema.UPSERT_RUN), [schema.row_to_record(r) for r in rows])
         # With the rows as they were before the page, only delete what existed.
         olds = [None if previous is None else previous.get(r.run_id, _NEW) for r in rows]
         stale_watchers = [
@@ -121,37 +121,37 @@ class _SQLRunsView:
         stale_timers = [(r.run_id,) for r, old in zip(rows, olds, strict=True)
                         if old is None or (old is not _NEW and timer_due(old))]  # fmt: skip
         if stale_watchers:
-            cursor.executemany(self._sql("DELETE FROM {watchers} WHERE run_id = ?"), stale_watchers)
+            cursor.executemany(self.render("DELETE FROM {watchers} WHERE run_id = ?"), stale_watchers)
         if stale_timers:
-            cursor.executemany(self._sql("DELETE FROM {timers} WHERE run_id = ?"), stale_timers)
+            cursor.executemany(self.render("DELETE FROM {timers} WHERE run_id = ?"), stale_timers)
         watchers = [(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None]
         if watchers:
             cursor.executemany(
-                self._sql("INSERT INTO {watchers} (topic, run_id) VALUES (?, ?)"), watchers
+                self.render("INSERT INTO {watchers} (topic, run_id) VALUES (?, ?)"), watchers
             )
         timers = [(r.run_id, schema.micros(d)) for r in rows if (d := timer_due(r)) is not None]
         if timers:
             cursor.executemany(
-                self._sql("INSERT INTO {timers} (run_id, due_at) VALUES (?, ?)"), timers
+                self.render("INSERT INTO {timers} (run_id, due_at) VALUES (?, ?)"), timers
             )
 
     def _write_stats(self, cursor: Any, delta: StatsDelta) -> None:
         # Read-modify-write inside the page's transaction: one projector at a time.
         steps = [self._merged_step(cursor, change) for change in delta.steps.values()]
         if steps:
-            cursor.executemany(self._sql(schema.UPSERT_STEP_STATS), steps)
+            cursor.executemany(self.render(schema.UPSERT_STEP_STATS), steps)
         merged = [self._merged_workflow(cursor, change) for change in delta.workflows.values()]
         flows = [record for record in merged if record[2] != 0 or record[3] != "{}"]
         empty = [record[:2] for record in merged if record[2] == 0 and record[3] == "{}"]
         if flows:
-            cursor.executemany(self._sql(schema.UPSERT_WORKFLOW_STATS), flows)
+            cursor.executemany(self.render(schema.UPSERT_WORKFLOW_STATS), flows)
         if empty:  # a status no run is in, with no durations: no row, as a rebuild leaves it
             sql = "DELETE FROM {workflow_stats} WHERE workflow = ? AND status = ?"
-            cursor.executemany(self._sql(sql), empty)
+            cursor.executemany(self.render(sql), empty)
 
     def _merged_step(self, cursor: Any, change: StepStats) -> tuple[Any, ...]:
         sql = "SELECT * FROM {step_stats} WHERE workflow = ? AND step = ?"
-        cursor.execute(self._sql(sql), (change.workflow, change.step))
+        cursor.execute(self.render(sql), (change.workflow, change.step))
         record = cursor.fetchone()
         current = StepStats(change.workflow, change.step)
         if record is not None:
@@ -161,7 +161,7 @@ class _SQLRunsView:
 
     def _merged_workflow(self, cursor: Any, change: WorkflowStats) -> tuple[Any, ...]:
         sql = "SELECT * FROM {workflow_stats} WHERE workflow = ? AND status = ?"
-        cursor.execute(self._sql(sql), (change.workflow, change.status))
+        cursor.execute(self.render(sql), (change.workflow, change.status))
         record = cursor.fetchone()
         current = WorkflowStats(change.workflow, change.status)
         if record is not None:
@@ -240,13 +240,13 @@ class _SQLRunsView:
         orders = {"runs": "run_id", "watchers": "topic, run_id", "timers": "run_id",
                   "step_stats": "workflow, step", "workflow_stats": "workflow, status"}  # fmt: skip
         dumped: dict[str, list[tuple[Any, ...]]] = {}
-        with self._transaction(commit=False) as cursor:
+        with self.transaction(commit=False) as cursor:
             self._begin_snapshot(cursor)
             for table, order in orders.items():
-                cursor.execute(self._sql(f"SELECT * FROM {{{table}}} ORDER BY {order}"))
+                cursor.execute(self.render(f"SELECT * FROM {{{table}}} ORDER BY {order}"))
                 dumped[table] = [_values(record) for record in cursor.fetchall()]
             cursor.execute(
-                self._sql("SELECT notification_id FROM {tracking} WHERE application_name = ?"),
+                self.render("SELECT notification_id FROM {tracking} WHERE application_name = ?"),
                 (APPLICATION_NAME,),
             )
             record = cursor.fetchone()
@@ -261,7 +261,7 @@ class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
     """The models in the SQLite file of the log (tables ``stemlog_runs``, ...)."""
 
     def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
-        names = (*schema.MODEL_TABLES, *schema.INDEXES, "models")
+        names = (*schema.MODEL_TABLES, *schema.INDEXES, *schema.SIDE_TABLES)
         self._names = {name: f"stemlog_{name}" for name in names}
         self._names["tracking"] = "tracking"
         self._rendered: dict[str, str] = {}
@@ -269,15 +269,15 @@ class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
-        return [*statements, *(self._sql(t) for t in schema.CREATE)]
+        return [*statements, *(self.render(t) for t in schema.CREATE)]
 
-    def _sql(self, template: str) -> str:
+    def render(self, template: str) -> str:
         rendered = self._rendered.get(template)
         if rendered is None:
             rendered = self._rendered[template] = template.format(**self._names)
         return rendered
 
-    def _transaction(self, *, commit: bool) -> Any:
+    def transaction(self, *, commit: bool) -> Any:
         return self.datastore.transaction(commit=commit)
 
     def close(self) -> None:
@@ -292,22 +292,22 @@ class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        tables = (*schema.MODEL_TABLES, "models")
+        tables = (*schema.MODEL_TABLES, *schema.SIDE_TABLES)
         self._names = {n: Identifier(self.datastore.schema, f"stemlog_{n}") for n in tables}
         self._names |= {name: Identifier(f"stemlog_{name}") for name in schema.INDEXES}
         self._names["tracking"] = Identifier(self.datastore.schema, self.tracking_table_name)
         self._rendered: dict[str, Composed] = {}
         for template in schema.CREATE:
-            self.sql_create_statements.append(self._sql(template))
+            self.sql_create_statements.append(self.render(template))
 
-    def _sql(self, template: str) -> Composed:
+    def render(self, template: str) -> Composed:
         rendered = self._rendered.get(template)
         if rendered is None:
             text = template.replace("?", "%s")
             rendered = self._rendered[template] = SQL(text).format(**self._names)
         return rendered
 
-    def _transaction(self, *, commit: bool) -> Any:
+    def transaction(self, *, commit: bool) -> Any:
         return self.datastore.transaction(commit=commit)
 
     def close(self) -> None:

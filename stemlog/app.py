@@ -316,7 +316,7 @@ class WorkflowApp:
         engine = self._open()
         return Queries(
             engine.views,
-            engine.worker.leases if engine.worker else None,
+            engine.lease_reader,
             self._clock,
             self._registry if engine.worker else None,
         )
@@ -334,7 +334,7 @@ class WorkflowApp:
             facts = await self._open().store.facts(run_id)
         except UnknownRunError:
             return None
-        return queries.fold_view(facts) if facts else None
+        return await queries.fold_view(facts) if facts else None
 
     async def list_runs(
         self,

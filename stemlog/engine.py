@@ -10,18 +10,24 @@ settles a run does the same for the runs it just drove.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from typing import Any, final
 
 import anyio
 from anyio.abc import TaskGroup
 
-from projections.rows import RunRow, timer_due
 from stemlog.children import CHILD_TOPIC_PREFIX
 from stemlog.clock import Clock
 from stemlog.delivery import Delivery
 from stemlog.errors import RunEndedError, UnknownRunError
+from stemlog.facts import AnyFact
 from stemlog.fold import RunState
+from stemlog.follower import LogFollower
+from stemlog.leases import Leases, LocalLeases, TableLeases
+from stemlog.reactions import RemoteReactions
 from stemlog.registry import Registry
 from stemlog.signals import RunSignals
 from stemlog.starter import Starter
@@ -29,6 +35,7 @@ from stemlog.store import RunStore
 from stemlog.urls import StoreConfig
 from stemlog.views import ViewKeeper
 from stemlog.worker import Worker
+from stemlog.worker_lock import WorkerLock
 
 
 @final
@@ -43,6 +50,12 @@ class Engine:
         self.starter = Starter(store, registry, clock)
         self.worker: Worker | None = None
         self.delivery = Delivery(store, views, clock, None)
+        self.follower: LogFollower | None = None
+        self._reactions = RemoteReactions(None, self._spawn_delivery)
+        self._lock: WorkerLock | None = None
+        self.lease_reader: Leases | None = None
+        if store.config.backend == "postgres":  # claims of every worker process, for views
+            self.lease_reader = TableLeases("reader", 30.0, clock, store, views.view)
         self._group: TaskGroup | None = None
 
     @classmethod
@@ -74,21 +87,38 @@ class Engine:
         self._group = await anyio.create_task_group().__aenter__()
         try:
             if worker:
-                self.worker = Worker(
-                    self.store, registry.resolve, self.clock,
-                    concurrency=concurrency, lease=lease, children=self,
-                    settled=self._settled, enforce=self._enforce_policy,
-                )  # fmt: skip
-                await self._group.start(self.worker.run)
-                busy = self.worker.busy
-                self.store.solo = lambda: busy() <= 1
-                self.delivery = Delivery(self.store, self.views, self.clock, self.worker)
+                await self._start_worker(registry, concurrency, lease)
             self.store.add_listener(self._on_commit)
-            await self._group.start(self.views.run, self._on_page)
+            await self._group.start(self.views.run, _ignore_pages)
+            if self.store.config.backend != "memory":  # other processes may write
+                self.follower = LogFollower(self.store, self._on_remote)
+                await self._group.start(self.follower.run)
             await self.recover()
         except BaseException:
             await self.close()
             raise
+
+    async def _start_worker(self, registry: Registry, concurrency: int, lease: float) -> None:
+        assert self._group is not None
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        leases: Leases
+        if self.store.config.backend == "postgres":
+            leases = TableLeases(owner, lease, self.clock, self.store, self.views.view)
+        else:
+            if self.store.config.backend == "sqlite":
+                self._lock = WorkerLock(self.store.config.env["SQLITE_DBNAME"])
+                self._lock.acquire()
+            leases = LocalLeases(owner, lease, self.clock)
+        self.worker = Worker(
+            self.store, registry.resolve, self.clock, concurrency=concurrency, leases=leases,
+            children=self, settled=self._settled, enforce=self._enforce_policy,
+        )  # fmt: skip
+        await self._group.start(self.worker.run)
+        self.lease_reader = leases
+        busy = self.worker.busy
+        self.store.solo = lambda: busy() <= 1
+        self.delivery = Delivery(self.store, self.views, self.clock, self.worker)
+        self._reactions = RemoteReactions(self.worker, self._spawn_delivery)
 
     async def recover(self) -> None:
         """Resume what the log left runnable: runs, timers, children's outcomes."""
@@ -105,27 +135,30 @@ class Engine:
 
     async def close(self) -> None:
         """Stop the background tasks, then close the store."""
+        if self.follower is not None:
+            self.follower.stop()
         group, self._group = self._group, None
         if group is not None:
             group.cancel_scope.cancel()
             await group.__aexit__(None, None, None)
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self.store.close)
+        if self._lock is not None:
+            self._lock.release()
 
     # -- wiring ---------------------------------------------------------------
 
     def _on_commit(self, facts: Sequence[Any]) -> None:
         self.signals.facts_committed(facts)
         self.views.log_moved()
+        if self.follower is not None:
+            self.follower.committed_here(facts)
 
-    def _on_page(self, facts: Sequence[Any], rows: Sequence[RunRow]) -> None:
-        # The projector sees the facts of every process, not only this one's.
+    def _on_remote(self, facts: Sequence[AnyFact]) -> None:
+        """Facts another process appended (seen through the follower)."""
         self.signals.facts_committed(facts)
-        for row in rows:
-            if self.worker is not None:
-                self.worker.set_timer(row.run_id, timer_due(row))
-            if row.parent_run_id is not None and row.status.is_terminal:
-                self._spawn_delivery(row.run_id)
+        self.views.log_moved()
+        self._reactions(facts)
 
     def _settled(self, state: RunState) -> None:
         """A drive left ``state``: tell the parent if it ended, or check the child it awaits."""
@@ -162,3 +195,7 @@ class Engine:
         if self.worker is not None:
             self.worker.schedule(child_id, run)
         return child_id
+
+
+def _ignore_pages(facts: Sequence[Any], rows: Sequence[Any]) -> None:
+    """The projector's pages need no reaction: local commits and the follower wake all."""

@@ -14,6 +14,7 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     ├── MissingValueError (LookupError)      a required param or previous value is absent
     ├── InvalidStoreURLError (ValueError)    a store URL stemlog does not understand
     ├── RunEndedError (RuntimeError)         a write to a run that has already ended
+    ├── WorkerAlreadyRunningError (RuntimeError) a second worker process on one SQLite file
     ├── NonDeterminismError (RuntimeError)   the code asked for another step than the log holds
     ├── StepFailedError (RuntimeError)       a script step failed and has no attempt left
     ├── ChildWorkflowError (RuntimeError)    a child run awaited by its parent did not complete
@@ -119,6 +120,20 @@ class RunEndedError(StemlogError, RuntimeError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id} has ended ({status}) and takes no more input")
+
+
+@final
+class WorkerAlreadyRunningError(StemlogError, RuntimeError):
+    """Another process already runs a worker on this SQLite file."""
+
+    def __init__(self, lock_path: str, holder: str) -> None:
+        self.lock_path = lock_path
+        self.holder = holder
+        super().__init__(
+            f"a worker already serves this SQLite file ({holder}, lock {lock_path}); "
+            "SQLite takes one worker process: open other apps with worker=False, "
+            "or use PostgreSQL for several workers"
+        )
 
 
 @final

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import final
 
 from projections.rows import RunRow, apply_facts, start_row
@@ -11,10 +12,10 @@ from projections.stats import StepStats, WorkflowStats
 from projections.view import RunsQuery
 from stemlog.clock import Clock
 from stemlog.facts import AnyFact, RunStarted
+from stemlog.leases import Leases
 from stemlog.records import ErrorInfo, RunStatus, RunView, WorkflowKind
 from stemlog.registry import Registry
 from stemlog.views import ViewKeeper
-from stemlog.worker import LeaseBook
 
 
 @final
@@ -33,7 +34,7 @@ class Queries:
     def __init__(
         self,
         views: ViewKeeper,
-        leases: LeaseBook | None,
+        leases: Leases | None,
         clock: Clock,
         registry: Registry | None = None,
     ) -> None:
@@ -45,16 +46,16 @@ class Queries:
     async def get_run(self, run_id: str) -> RunView | None:
         await self._views.catch_up()
         row = await self._views.call(self._views.view.get_row, str(run_id))
-        return None if row is None else self._to_view(row)
+        return None if row is None else (await self._to_views([row]))[0]
 
-    def fold_view(self, facts: Sequence[AnyFact]) -> RunView:
+    async def fold_view(self, facts: Sequence[AnyFact]) -> RunView:
         """The view of a run computed from its facts (``get_run(consistent=True)``)."""
         first = facts[0]
         assert isinstance(first, RunStarted)
         row = start_row(first, seq=0)
         if len(facts) > 1:
             row = apply_facts(row, list(facts[1:]))
-        return self._to_view(row)
+        return (await self._to_views([row]))[0]
 
     async def list_runs(
         self,
@@ -73,7 +74,7 @@ class Queries:
         expired_before = None if include_expired else self._clock.now()
         query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq, expired_before)
         rows = await self._views.call(self._views.view.list_rows, query)
-        return [self._to_view(row) for row in rows]
+        return await self._to_views(rows)
 
     async def stats(self) -> Stats:
         await self._views.catch_up()
@@ -84,8 +85,13 @@ class Queries:
         await self._views.catch_up()
         return await self._views.call(self._views.view.waiting_on, topic)
 
-    def _to_view(self, row: RunRow) -> RunView:
-        lease = None if self._leases is None else self._leases.holder(row.run_id)
+    async def _to_views(self, rows: Sequence[RunRow]) -> list[RunView]:
+        leases = {}
+        if self._leases is not None:
+            leases = await self._leases.holders([row.run_id for row in rows])
+        return [self._to_view(row, leases.get(row.run_id)) for row in rows]
+
+    def _to_view(self, row: RunRow, lease: tuple[str, datetime] | None) -> RunView:
         return RunView(
             run_id=row.run_id,
             workflow=row.workflow,

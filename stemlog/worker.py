@@ -15,9 +15,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import math
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import final
 
 import anyio
@@ -31,39 +30,13 @@ from stemlog.definitions import WorkflowDefinition
 from stemlog.errors import UnknownRunError
 from stemlog.executor import RunDriver
 from stemlog.fold import RunState
+from stemlog.leases import Leases
 from stemlog.records import RunStatus
 from stemlog.run import Run
 from stemlog.session import RunSession
 from stemlog.store import RunStore
 
 Resolver = Callable[[str, int], WorkflowDefinition | None]
-
-
-@final
-class LeaseBook:
-    """Which runs this worker holds, until when (renewed while a drive lasts)."""
-
-    def __init__(self, owner: str, duration: float, clock: Clock) -> None:
-        self.owner = owner
-        self.duration = timedelta(seconds=duration)
-        self._clock = clock
-        self._held: dict[str, datetime] = {}
-
-    def claim(self, run_id: str) -> None:
-        self._held[run_id] = self._clock.now() + self.duration
-
-    def release(self, run_id: str) -> None:
-        self._held.pop(run_id, None)
-
-    def renew_all(self) -> None:
-        until = self._clock.now() + self.duration
-        for run_id in self._held:
-            self._held[run_id] = until
-
-    def holder(self, run_id: str) -> tuple[str, datetime] | None:
-        """``(owner, expires_at)`` when this worker holds the run."""
-        until = self._held.get(run_id)
-        return None if until is None else (self.owner, until)
 
 
 @final
@@ -77,7 +50,7 @@ class Worker:
         clock: Clock,
         *,
         concurrency: int,
-        lease: float,
+        leases: Leases,
         children: ChildLauncher | None = None,
         settled: Callable[[RunState], None] | None = None,
         enforce: Callable[[str], Awaitable[bool]] | None = None,
@@ -89,7 +62,7 @@ class Worker:
         self._resolve = resolve
         self._clock = clock
         self._concurrency = concurrency
-        self.leases = LeaseBook(f"worker-{uuid.uuid4().hex[:8]}", lease, clock)
+        self.leases = leases
         self.handler_limiter = CapacityLimiter(max(concurrency, 1))
         self._send: MemoryObjectSendStream[str]
         self._receive: MemoryObjectReceiveStream[str]
@@ -121,6 +94,12 @@ class Worker:
     def busy(self) -> int:
         """How many runs are being driven or waiting to be."""
         return len(self._active)
+
+    def set_timer_min(self, run_id: str, due_at: datetime) -> None:
+        """Fire ``run_id``'s timer at ``due_at`` unless an earlier one is set."""
+        current = self._due.get(run_id)
+        if current is None or due_at < current:
+            self.set_timer(run_id, due_at)
 
     def set_timer(self, run_id: str, due_at: datetime | None) -> None:
         """Fire ``run_id``'s timer at ``due_at`` (``None`` forgets it)."""
@@ -164,11 +143,17 @@ class Worker:
             except UnknownRunError:
                 return
         state = run.state
+        cancel = state.cancel_due()
+        if cancel is not None:  # armed before a long step, so the policy can act during it
+            self.set_timer_min(run_id, cancel[0])
         definition = self._resolve(state.workflow, state.workflow_version)
         if definition is None or state.status.is_terminal or await self._cancelled_by_policy(state):
             self._note_timer(state)
             return
-        self.leases.claim(run_id)
+        if not await self.leases.claim(run_id):
+            # Another worker holds it: look again once its lease could have expired.
+            self.set_timer(run_id, self._clock.now() + self.leases.duration)
+            return
         try:
             session = RunSession(run, self._store)
             driver = RunDriver(
@@ -180,7 +165,8 @@ class Worker:
             if self._settled is not None:
                 self._settled(session.state)
         finally:
-            self.leases.release(run_id)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self.leases.release(run_id)
 
     async def _cancelled_by_policy(self, state: RunState) -> bool:
         due = state.cancel_due()
@@ -234,4 +220,4 @@ class Worker:
     async def _lease_loop(self) -> None:
         while True:
             await anyio.sleep(max(self.leases.duration.total_seconds() / 3, 0.05))
-            self.leases.renew_all()
+            await self.leases.renew()
