@@ -60,7 +60,8 @@ class _SQLRunsView:
             for statement in schema.CREATE:
                 cursor.execute(self.render(statement))
             cursor.execute(
-                self.render("DELETE FROM {tracking} WHERE application_name = ?"), (APPLICATION_NAME,)
+                self.render("DELETE FROM {tracking} WHERE application_name = ?"),
+                (APPLICATION_NAME,),
             )
         self._write_versions()
 
@@ -121,7 +122,9 @@ class _SQLRunsView:
         stale_timers = [(r.run_id,) for r, old in zip(rows, olds, strict=True)
                         if old is None or (old is not _NEW and timer_due(old))]  # fmt: skip
         if stale_watchers:
-            cursor.executemany(self.render("DELETE FROM {watchers} WHERE run_id = ?"), stale_watchers)
+            cursor.executemany(
+                self.render("DELETE FROM {watchers} WHERE run_id = ?"), stale_watchers
+            )
         if stale_timers:
             cursor.executemany(self.render("DELETE FROM {timers} WHERE run_id = ?"), stale_timers)
         watchers = [(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None]

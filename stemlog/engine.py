@@ -32,7 +32,7 @@ from stemlog.registry import Registry
 from stemlog.signals import RunSignals
 from stemlog.starter import Starter
 from stemlog.store import RunStore
-from stemlog.urls import StoreConfig
+from stemlog.urls import StoreConfig, schema_lock
 from stemlog.views import ViewKeeper
 from stemlog.worker import Worker
 from stemlog.worker_lock import WorkerLock
@@ -70,9 +70,17 @@ class Engine:
         lease: float,
     ) -> Engine:
         """Open the store and start the background tasks."""
-        store = await anyio.to_thread.run_sync(RunStore, config)
+        def create() -> tuple[RunStore, ViewKeeper]:
+            with schema_lock(config):
+                store = RunStore(config)
+                try:
+                    return store, ViewKeeper.create(store)
+                except BaseException:
+                    store.close()
+                    raise
+
+        store, views = await anyio.to_thread.run_sync(create)
         try:
-            views = await anyio.to_thread.run_sync(ViewKeeper.create, store)
             engine = cls(store, views, registry, clock)
             await engine._start(registry, worker, concurrency, lease)
         except BaseException:

@@ -8,6 +8,8 @@ leak in from ``os.environ``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, final
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -87,3 +89,31 @@ def _postgres_env(url: str, query: dict[str, str]) -> dict[str, str]:
     if "schema" in query:
         env["POSTGRES_SCHEMA"] = query["schema"]
     return env
+
+
+@contextmanager
+def schema_lock(config: StoreConfig) -> Iterator[None]:
+    """Serialise table creation between processes opening one PostgreSQL store.
+
+    eventsourcing creates its tables, types and functions on open; processes
+    doing so at the same moment fail with "tuple concurrently updated". A
+    session advisory lock makes them take turns. Other stores need nothing.
+    """
+    if config.backend != "postgres":
+        yield
+        return
+    import psycopg
+
+    env = config.env
+    with psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
+    ) as connection:  # fmt: skip
+        connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+
+
+_SCHEMA_LOCK_KEY = 0x5713_6C06  # "stemlog" schema creation
