@@ -112,7 +112,7 @@ def worker(
         app = open_app(worker=True, definitions=definitions, concurrency=concurrency)
         async with app:
             names = ", ".join(sorted({d.name for d in definitions}))
-            console.print(f"worker on {app.url} serving {names} (Ctrl-C to stop)")
+            typer.echo(f"worker serving {names} on {app.url} (Ctrl-C to stop)")
             await anyio.sleep_forever()
 
     try:

@@ -47,3 +47,7 @@ cli.add_typer(projections_app, name="projections")
 def main() -> None:
     """Entry point of the ``stemlog`` console script."""
     cli()
+
+
+if __name__ == "__main__":
+    main()
