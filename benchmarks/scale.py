@@ -62,7 +62,7 @@ def spawn_workers(url: str, count: int) -> list[subprocess.Popen[str]]:
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(count)
     ]
     for worker in workers:
@@ -108,7 +108,7 @@ async def latencies(app: WorkflowApp, runs: int) -> tuple[list[float], list[floa
     for index in range(runs):
         run_id = await approvals_ref.start(app, ApprovalDraft(f"latency-{index}"))
         with anyio.fail_after(30):
-            while run_id not in await app.runs_waiting_on("approvals.manager"):
+            while run_id not in await app.runs_waiting_on("approvals.manager"):  # noqa: ASYNC110
                 await anyio.sleep(0.002)
         await app.send(run_id, "approvals.manager", {"approved_by": "bob"})
         await app.wait_for(run_id, timeout=30)
