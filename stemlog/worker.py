@@ -136,37 +136,37 @@ class Worker:
                     self.schedule(run_id)
 
     async def _drive(self, run_id: str) -> None:
-        run = self._fresh.pop(run_id, None)
-        if run is None:
-            try:
-                run = await self._store.load(run_id)
-            except UnknownRunError:
-                return
+        # Claim first: with several workers, the losers spend one upsert, not a load.
+        fresh = self._fresh.pop(run_id, None)
+        if not await self.leases.claim(run_id):
+            # Another worker holds it: look again once its lease could have expired.
+            self.set_timer_min(run_id, self._clock.now() + self.leases.duration)
+            return
+        try:
+            run = fresh or await self._store.load(run_id)
+            await self._drive_claimed(run)
+        except UnknownRunError:
+            return
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self.leases.release(run_id)
+
+    async def _drive_claimed(self, run: Run) -> None:
         state = run.state
         cancel = state.cancel_due()
         if cancel is not None:  # armed before a long step, so the policy can act during it
-            self.set_timer_min(run_id, cancel[0])
+            self.set_timer_min(state.run_id, cancel[0])
         definition = self._resolve(state.workflow, state.workflow_version)
         if definition is None or state.status.is_terminal or await self._cancelled_by_policy(state):
             self._note_timer(state)
             return
-        if not await self.leases.claim(run_id):
-            # Another worker holds it: look again once its lease could have expired.
-            self.set_timer(run_id, self._clock.now() + self.leases.duration)
-            return
-        try:
-            session = RunSession(run, self._store)
-            driver = RunDriver(
-                session, definition, self._clock, self.handler_limiter, self._children
-            )
-            await driver.wake_if_due()
-            await driver.drive()
-            self._note_timer(session.state)
-            if self._settled is not None:
-                self._settled(session.state)
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await self.leases.release(run_id)
+        session = RunSession(run, self._store)
+        driver = RunDriver(session, definition, self._clock, self.handler_limiter, self._children)
+        await driver.wake_if_due()
+        await driver.drive()
+        self._note_timer(session.state)
+        if self._settled is not None:
+            self._settled(session.state)
 
     async def _cancelled_by_policy(self, state: RunState) -> bool:
         due = state.cancel_due()
