@@ -22,7 +22,7 @@ from stemlog.codec import JSONValue
 
 
 class _AppliesFacts(Protocol):
-    def apply_fact(self, fact: AnyFact) -> None: ...
+    def apply_fact(self, fact: Any) -> None: ...
 
 
 class RunFact(Aggregate.Event):
@@ -32,7 +32,7 @@ class RunFact(Aggregate.Event):
 
     def apply(self, aggregate: Any) -> None:
         target: _AppliesFacts = aggregate
-        target.apply_fact(self)  # type: ignore[arg-type]
+        target.apply_fact(self)
 
 
 class RunStarted(Aggregate.Created):

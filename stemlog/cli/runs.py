@@ -10,6 +10,7 @@ from stemlog.cli.common import console, load_definitions, open_app, print_json, 
 from stemlog.cli.format import format_replay, format_run, format_runs, format_timeline, run_json
 from stemlog.errors import UnknownRunError
 from stemlog.history import read_json_lines, to_json_line
+from stemlog.records import Fact
 from stemlog.replay import ReplayReport
 
 AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
@@ -113,12 +114,12 @@ def replay(
 ) -> None:
     """Replay a run against the current code; exit 1 when it diverges."""
 
-    async def main() -> tuple[ReplayReport, list[object]]:
+    async def main() -> tuple[ReplayReport, list[Fact]]:
         definitions = load_definitions(app_target)
         async with open_app(definitions=definitions) as app:
             report = await app.replay(run_id, until=until)
             facts = await app.history(run_id)
-        return report, list(facts)
+        return report, facts
 
     report, facts = run(main)
     divergence = report.divergence
@@ -132,7 +133,7 @@ def replay(
         })  # fmt: skip
     else:
         console.print(format_replay(report))
-        console.print(format_timeline(facts[: len(report.states)]))  # type: ignore[arg-type]
+        console.print(format_timeline(facts[: len(report.states)]))
         if divergence is not None:
             console.print(f"[red]diverges:[/red] {divergence}")
         else:
