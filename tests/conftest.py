@@ -58,3 +58,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The stores that outlive an app (for restart tests)."""
     yield from make_store_url(str(request.param), tmp_path)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema (skips without ``STEMLOG_TEST_POSTGRES``)."""
+    if POSTGRES_DSN is None:
+        pytest.skip("STEMLOG_TEST_POSTGRES is not set")
+    yield from _postgres_schema_url()

@@ -19,7 +19,7 @@ from stemlog.errors import WorkerAlreadyRunningError
 from tests.crash.scale_workflows import WORKFLOWS, checkout, orders
 from tests.crash.workflows import blocking
 
-pytestmark = [pytest.mark.crash, pytest.mark.anyio]
+pytestmark = [pytest.mark.crash, pytest.mark.anyio]  # postgres_url: tests/conftest.py
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,13 +42,6 @@ def stop(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
-
-
-@pytest.fixture
-def postgres_url(durable_url: str) -> str:
-    if not durable_url.startswith("postgresql"):
-        pytest.skip("several worker processes need PostgreSQL")
-    return durable_url
 
 
 async def test_three_workers_survive_kills_and_finish_every_run(postgres_url: str) -> None:
