@@ -31,10 +31,10 @@ from projections.view import RunsView
 from stemlog.facts import AnyFact
 
 Progress = Callable[[int, int], None]
+"""Called with (position reached, target position) after each page."""
 
 REBUILD_PAGE = 5000
 """Facts per transaction when rebuilding (a live catch-up uses smaller pages)."""
-"""Called with (position reached, target position) after each page."""
 
 
 @final

@@ -6,7 +6,13 @@ from typing import Any
 
 from stemlog import Flow, RetryPolicy, WorkflowScript
 
-orders = Flow("scale.orders")
+# The crash tests kill workers several times; a step whose worker dies counts
+# an attempt (the poison-step rule), so every step gets more attempts than
+# there are kills, or a step hit by every kill would rightly fail the run.
+KILLS = 4
+SURVIVES_KILLS = RetryPolicy(max_attempts=KILLS + 3, initial_delay=0.05)
+
+orders = Flow("scale.orders", retry=SURVIVES_KILLS)
 
 
 @orders.step("reserve")
@@ -20,7 +26,7 @@ async def nap(ctx: Any) -> Any:
     return ctx.previous_value()
 
 
-@orders.step("flaky", retry=RetryPolicy(max_attempts=3, initial_delay=0.05))
+@orders.step("flaky", retry=SURVIVES_KILLS)
 def flaky(ctx: Any) -> Any:
     if ctx.attempt == 1:
         raise ConnectionError("first attempt fails")
@@ -43,5 +49,5 @@ async def _checkout(script: Any) -> Any:
     return await script.step("total", lambda ctx: total + int(script.param("n")))
 
 
-checkout = WorkflowScript("scale.checkout", run=_checkout)
+checkout = WorkflowScript("scale.checkout", run=_checkout, retry=SURVIVES_KILLS)
 WORKFLOWS = [orders, checkout]

@@ -16,7 +16,7 @@ import pytest
 
 from stemlog import RunStatus, WorkflowApp
 from stemlog.errors import WorkerAlreadyRunningError
-from tests.crash.scale_workflows import WORKFLOWS, checkout, orders
+from tests.crash.scale_workflows import KILLS, WORKFLOWS, checkout, orders
 from tests.crash.workflows import blocking
 
 pytestmark = [pytest.mark.crash, pytest.mark.anyio]  # postgres_url: tests/conftest.py
@@ -60,13 +60,17 @@ async def test_three_workers_survive_kills_and_finish_every_run(postgres_url: st
                 while True:
                     await anyio.sleep(0.5)
                     await app.emit("scale.approve", "ops")
-                    if kills < 4:  # kill one at a random point, start a fresh one
+                    if kills < KILLS:  # kill one at a random point, start a fresh one
                         victim = rng.randrange(len(workers))
                         stop(workers[victim])
                         workers[victim] = spawn_worker(postgres_url)
                         kills += 1
-                    done = await app.list_runs(status="completed", limit=1000)
-                    if len(done) == len(run_ids):
+                    ended = [
+                        run
+                        for status in ("completed", "failed", "cancelled")
+                        for run in await app.list_runs(status=status, limit=1000)
+                    ]
+                    if len(ended) == len(run_ids):  # a failed run fails the checks below
                         break
             results = {run_id: await app.wait_for(run_id, timeout=5) for run_id in run_ids}
             histories = {run_id: await app.history(run_id) for run_id in run_ids}
