@@ -26,7 +26,7 @@ async def nap(ctx: Any) -> Any:
     return ctx.previous_value()
 
 
-@orders.step("flaky", retry=SURVIVES_KILLS)
+@orders.step("flaky")  # retried under the flow's SURVIVES_KILLS
 def flaky(ctx: Any) -> Any:
     if ctx.attempt == 1:
         raise ConnectionError("first attempt fails")
