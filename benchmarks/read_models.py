@@ -30,13 +30,13 @@ import orjson
 
 from projections import audit
 from projections.rows import RunRow
-from projections.sql_schema import row_to_record
-from projections.sql_view import SQLiteRunsView
 from projections.view import RunsQuery
-from stemlog.records import RunStatus
-from stemlog.run import Run
-from stemlog.store import RunLog
-from stemlog.urls import parse_store_url
+from projections.views.schema import row_to_record
+from projections.views.sql import SQLiteRunsView
+from stemlog.model.records import RunStatus
+from stemlog.model.run import Run
+from stemlog.store.events import RunLog
+from stemlog.store.urls import parse_store_url
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 _COMMON = {"workflow_version": 1, "params": {"draft": {"document_id": "doc"}},
@@ -154,7 +154,7 @@ def latency_benchmark(size: int, folder: Path, calls: int) -> dict[str, Any]:
 
 
 def _insert_runs() -> str:
-    from projections.sql_schema import COLUMNS
+    from projections.views.schema import COLUMNS
 
     return f"INSERT INTO {{runs}} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 

@@ -5,7 +5,7 @@ SQLite file, it measures in the same run:
 
 * ``repository.get`` — eventsourcing reads the run's events and mutates the
   aggregate (the baseline);
-* read + ``stemlog.replay`` — the same read, then stemlog's offline replay:
+* read + ``stemlog.execution.replay`` — the same read, then stemlog's offline replay:
   fold with a snapshot per fact, and re-execution of ``run`` answering every
   step from the log.
 
@@ -30,9 +30,9 @@ from typing import Any
 import orjson
 
 from stemlog import WorkflowScript, replay
-from stemlog.run import Run
-from stemlog.store import RunLog
-from stemlog.urls import parse_store_url
+from stemlog.model.run import Run
+from stemlog.store.events import RunLog
+from stemlog.store.urls import parse_store_url
 
 
 def script_of(steps: int) -> WorkflowScript:

@@ -32,9 +32,9 @@ import anyio
 import orjson
 
 from stemlog import Flow, RunStatus, WorkflowApp, WorkflowScript
-from stemlog.run import Run
-from stemlog.store import RunLog
-from stemlog.urls import parse_store_url
+from stemlog.model.run import Run
+from stemlog.store.events import RunLog
+from stemlog.store.urls import parse_store_url
 
 FACTS_PER_RUN = 8
 TARGETS = {  # runs/s the issue asks for

@@ -24,11 +24,11 @@ from eventsourcing.application import Application
 from eventsourcing.popo import POPOTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore
 
-from projections.popo_view import POPORunsView
-from projections.runner import Projector
-from projections.sql_view import SQLiteRunsView
+from projections.projector import Projector
 from projections.view import RunsView
-from stemlog.facts import AnyFact
+from projections.views.memory import POPORunsView
+from projections.views.sql import SQLiteRunsView
+from stemlog.model.facts import AnyFact
 
 Progress = Callable[[int, int], None]
 """Called with (position reached, target position) after each page."""

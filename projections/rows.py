@@ -1,6 +1,6 @@
 """The ``runs`` read model's row and how one fact changes it.
 
-:func:`apply_fact` mirrors :func:`stemlog.fold.evolve` for the columns a
+:func:`apply_fact` mirrors :func:`stemlog.model.fold.evolve` for the columns a
 status view needs, without keeping step values, so a row stays small however
 long the run. ``watchers`` and ``timers`` rows are derived from a run's row
 (:func:`watcher_topic`, :func:`timer_due`), so the three models always agree.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, final
 
-from stemlog.facts import (
+from stemlog.model.facts import (
     AnyFact,
     EventAwaited,
     EventReceived,
@@ -28,7 +28,7 @@ from stemlog.facts import (
     StepFailed,
     StepStarted,
 )
-from stemlog.records import RunStatus
+from stemlog.model.records import RunStatus
 
 
 @final

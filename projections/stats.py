@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import final
 
 from projections.rows import RunRow
-from stemlog.facts import AnyFact, StepCompleted, StepFailed, StepStarted
+from stemlog.model.facts import AnyFact, StepCompleted, StepFailed, StepStarted
 
 _BASE = 1.05
 _MIN_SECONDS = 1e-6

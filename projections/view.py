@@ -17,7 +17,7 @@ from typing import Any, Protocol, final
 
 from projections.rows import RunRow
 from projections.stats import StatsDelta, StepStats, WorkflowStats
-from stemlog.records import RunStatus
+from stemlog.model.records import RunStatus
 
 APPLICATION_NAME = "stemlog"
 """The upstream application name the views track."""

@@ -1,8 +1,10 @@
 """stemlog: durable Flow and WorkflowScript runs on an event-sourced, append-only log."""
 
 from stemlog.app import WorkflowApp
-from stemlog.context import FlowContext, ScriptStepContext, StepContext
-from stemlog.definitions import Flow, WorkflowDefinition, WorkflowScript
+from stemlog.authoring.context import FlowContext, ScriptStepContext, StepContext
+from stemlog.authoring.definitions import Flow, WorkflowDefinition, WorkflowScript
+from stemlog.authoring.policies import CancellationPolicy, RetryPolicy
+from stemlog.authoring.refs import WorkflowRef
 from stemlog.errors import (
     ChildWorkflowError,
     EventTimeoutError,
@@ -20,12 +22,10 @@ from stemlog.errors import (
     UnknownStepError,
     UnknownWorkflowError,
 )
-from stemlog.fold import RunState, fold
-from stemlog.policies import CancellationPolicy, RetryPolicy
-from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowKind, WorkflowResult
-from stemlog.refs import WorkflowRef
-from stemlog.replay import ReplayReport, StateSnapshot, replay
-from stemlog.script import ScriptContext
+from stemlog.execution.replay import ReplayReport, StateSnapshot, replay
+from stemlog.execution.script import ScriptContext
+from stemlog.model.fold import RunState, fold
+from stemlog.model.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowKind, WorkflowResult
 
 __all__ = [
     "CancellationPolicy",

@@ -1,4 +1,4 @@
-"""The embedded app: the public API over an open :class:`~stemlog.engine.Engine`.
+"""The embedded app: the public API over an open :class:`~stemlog.runtime.engine.Engine`.
 
 ``async with WorkflowApp.open(url) as app`` opens the log and its views and
 starts the background tasks (projector, and the worker unless
@@ -15,25 +15,25 @@ from typing import Any, final
 
 import anyio
 
+from stemlog.authoring.context import check_topic
+from stemlog.authoring.definitions import Definable, WorkflowDefinition
+from stemlog.authoring.policies import CancellationPolicy
+from stemlog.authoring.refs import WorkflowRef
+from stemlog.authoring.registry import Registry
 from stemlog.clock import Clock, Duration, SystemClock, to_seconds
 from stemlog.codec import JSONValue, normalize_json
-from stemlog.context import check_topic
-from stemlog.definitions import Definable, WorkflowDefinition
-from stemlog.engine import Engine
 from stemlog.errors import UnknownRunError, UnknownWorkflowError
-from stemlog.facts import RunCompleted, RunFailed, fact_fields
-from stemlog.fold import fold
-from stemlog.history import as_facts
-from stemlog.policies import CancellationPolicy
-from stemlog.queries import Queries, Stats
-from stemlog.read_models import ReadModels
-from stemlog.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
-from stemlog.refs import WorkflowRef
-from stemlog.registry import Registry
-from stemlog.replay import ReplayReport, replay
-from stemlog.signals import TerminalFact
-from stemlog.store import parse_run_id
-from stemlog.urls import parse_store_url
+from stemlog.execution.replay import ReplayReport, replay
+from stemlog.model.facts import RunCompleted, RunFailed, fact_fields
+from stemlog.model.fold import fold
+from stemlog.model.history import as_facts
+from stemlog.model.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
+from stemlog.runtime.engine import Engine
+from stemlog.runtime.queries import Queries, Stats
+from stemlog.runtime.read_models import ReadModels
+from stemlog.runtime.signals import TerminalFact
+from stemlog.store.events import parse_run_id
+from stemlog.store.urls import parse_store_url
 
 Startable = str | Definable | WorkflowRef[Any]
 
@@ -76,7 +76,7 @@ class WorkflowApp:
         background tasks, leaving stops them and closes the store.
 
         Args:
-            url: the store (see :func:`stemlog.urls.parse_store_url`).
+            url: the store (see :func:`stemlog.store.urls.parse_store_url`).
             worker: run the built-in worker (drives runs, fires timers).
             clock: where time comes from (tests inject a ``ManualClock``).
             lease: how long a claim on a run lasts without a heartbeat.
@@ -295,7 +295,7 @@ class WorkflowApp:
         return run.state.run_id
 
     async def replay(self, run_id: str, *, until: int | None = None) -> ReplayReport:
-        """Replay a run against the definition it is pinned to (see :func:`stemlog.replay`).
+        """Replay a run against the definition it is pinned to (see :func:`stemlog.execution.replay`).
 
         Raises:
             UnknownRunError: no such run.

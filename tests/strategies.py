@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from stemlog.errors import RunEndedError, UnknownStepError
-from stemlog.facts import AnyFact
-from stemlog.run import Run, StaleDecisionError
+from stemlog.model.facts import AnyFact
+from stemlog.model.run import Run, StaleDecisionError
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 

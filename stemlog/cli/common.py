@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from stemlog.app import WorkflowApp
-from stemlog.definitions import Flow, WorkflowDefinition, WorkflowScript
+from stemlog.authoring.definitions import Flow, WorkflowDefinition, WorkflowScript
 from stemlog.errors import StemlogError
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from stemlog.cli.common import (
     run,
 )
 from stemlog.cli.format import format_manifest, run_json
-from stemlog.records import RunStatus
+from stemlog.model.records import RunStatus
 
 AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
 

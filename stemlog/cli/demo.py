@@ -10,7 +10,7 @@ from stemlog.cli.common import Options, console, run
 from stemlog.cli.format import format_run, format_timeline
 from stemlog.examples.approvals import ApprovalDraft, approvals_flow, approvals_ref
 from stemlog.examples.billing import retry_script
-from stemlog.records import RunStatus
+from stemlog.model.records import RunStatus
 
 
 async def _until_waiting(app: WorkflowApp, run_id: str, topic: str) -> None:

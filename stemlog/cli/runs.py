@@ -9,9 +9,9 @@ import typer
 from stemlog.cli.common import console, load_definitions, open_app, print_json, run
 from stemlog.cli.format import format_replay, format_run, format_runs, format_timeline, run_json
 from stemlog.errors import UnknownRunError
-from stemlog.history import read_json_lines, to_json_line
-from stemlog.records import Fact
-from stemlog.replay import ReplayReport
+from stemlog.execution.replay import ReplayReport
+from stemlog.model.history import read_json_lines, to_json_line
+from stemlog.model.records import Fact
 
 AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
 JsonOption = typer.Option(False, "--json", help="print JSON instead of tables")

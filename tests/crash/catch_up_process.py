@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sys
 
-from projections.runner import Projector
-from projections.sql_view import SQLiteRunsView
-from stemlog.store import RunLog
-from stemlog.urls import parse_store_url
+from projections.projector import Projector
+from projections.views.sql import SQLiteRunsView
+from stemlog.store.events import RunLog
+from stemlog.store.urls import parse_store_url
 
 
 def main(path: str) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from projections.audit import verify
-from projections.runner import Projector
-from projections.sql_view import SQLiteRunsView
-from stemlog.run import Run
-from stemlog.store import RunLog
-from stemlog.urls import parse_store_url
+from projections.projector import Projector
+from projections.views.sql import SQLiteRunsView
+from stemlog.model.run import Run
+from stemlog.store.events import RunLog
+from stemlog.store.urls import parse_store_url
 
 pytestmark = pytest.mark.crash
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections.audit import rebuild, rebuild_as_of, scratch_view, verify
-from projections.popo_view import POPORunsView
-from projections.runner import Projector
+from projections.projector import Projector
+from projections.views.memory import POPORunsView
 from stemlog import Flow, WorkflowApp
-from stemlog.run import Run
-from stemlog.store import RunLog
-from stemlog.urls import parse_store_url
+from stemlog.model.run import Run
+from stemlog.store.events import RunLog
+from stemlog.store.urls import parse_store_url
 from tests.strategies import COMMANDS, START, apply
 
 # Several runs, each driven by its own plan of commands (see tests.strategies.apply).
@@ -132,7 +132,7 @@ async def test_a_changed_model_version_rebuilds_on_open(tmp_path: Path, monkeypa
         await _workload(app, 2)
         await anyio.sleep(0.1)
         before = {view.run_id for view in await app.list_runs()}
-    from projections import sql_schema
+    from projections.views import schema as sql_schema
 
     monkeypatch.setitem(sql_schema.MODEL_VERSIONS, "runs", 99)
     async with WorkflowApp.open(url, worker=False) as app:

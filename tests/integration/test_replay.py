@@ -16,7 +16,7 @@ from stemlog import (
     WorkflowScript,
     replay,
 )
-from stemlog.history import read_json_lines, to_json_line
+from stemlog.model.history import read_json_lines, to_json_line
 
 pytestmark = pytest.mark.anyio
 

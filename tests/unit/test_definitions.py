@@ -17,8 +17,8 @@ from stemlog import (
     UnknownWorkflowError,
     WorkflowScript,
 )
+from stemlog.authoring.registry import Registry
 from stemlog.codec import OrjsonTranscoder, normalize_json
-from stemlog.registry import Registry
 from tests.strategies import json_values
 
 

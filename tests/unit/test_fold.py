@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from projections.rows import apply_facts, start_row, timer_due, watcher_topic
 from stemlog import RunStatus, fold
 from stemlog.errors import RunEndedError
-from stemlog.facts import RunStarted
-from stemlog.fold import ResumeKind, evolve
+from stemlog.model.facts import RunStarted
+from stemlog.model.fold import ResumeKind, evolve
 from tests.strategies import START, apply, commands, histories, new_run
 
 T = START

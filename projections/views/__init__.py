@@ -1,0 +1,1 @@
+"""Per-backend tables of the read models."""

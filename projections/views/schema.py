@@ -1,0 +1,178 @@
+"""The SQL tables of the read models, and how rows are stored in them.
+
+Templates use ``?`` markers and ``{runs}``-style names; each backend renders
+them (PostgreSQL: ``%s`` and schema-qualified identifiers). Times are integer
+microseconds since the epoch (exact and index-friendly), JSON columns orjson
+text. The ``runs`` columns are exactly the fields of :class:`RunRow`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from projections.rows import RunRow
+from projections.stats import StepStats, WorkflowStats
+from stemlog.model.records import RunStatus
+
+MODEL_VERSIONS: dict[str, int] = {
+    "runs": 1,
+    "watchers": 1,
+    "timers": 1,
+    "step_stats": 1,
+    "workflow_stats": 1,
+}
+"""Each read model's name and version; a stored version that differs rebuilds the models."""
+
+_RUN_TYPES = {
+    "run_id": "TEXT PRIMARY KEY", "seq": "BIGINT NOT NULL", "workflow": "TEXT NOT NULL",
+    "kind": "TEXT NOT NULL", "version": "INTEGER NOT NULL", "status": "TEXT NOT NULL",
+    "params": "TEXT NOT NULL", "created_at": "BIGINT NOT NULL", "updated_at": "BIGINT NOT NULL",
+    "position": "BIGINT NOT NULL", "parent_run_id": "TEXT", "ttl": "DOUBLE PRECISION",
+    "result": "TEXT", "error": "TEXT", "current_step": "TEXT", "wait_topic": "TEXT",
+    "wake_at": "BIGINT", "deadline": "BIGINT", "retry_at": "BIGINT",
+    "attempts": "INTEGER NOT NULL", "cancel_reason": "TEXT", "ended_at": "BIGINT",
+    "inbox": "TEXT NOT NULL", "max_run": "DOUBLE PRECISION", "max_suspend": "DOUBLE PRECISION",
+    "suspended_at": "BIGINT", "expires_at": "BIGINT", "step_started_at": "BIGINT",
+}  # fmt: skip
+COLUMNS = tuple(field.name for field in fields(RunRow))
+assert set(COLUMNS) == set(_RUN_TYPES), "the runs table must hold exactly RunRow's fields"
+_JSON = frozenset({"params", "result", "error", "inbox"})
+_TIMES = frozenset(c for c in COLUMNS if c.endswith("_at")) | {"deadline"}
+
+MODEL_TABLES = ("runs", "watchers", "timers", "step_stats", "workflow_stats")
+INDEXES = (
+    "runs_seq_index", "runs_status_index", "runs_workflow_index", "runs_parent_index",
+    "watchers_run_index", "timers_due_index",
+)  # fmt: skip
+CREATE = (
+    "CREATE TABLE IF NOT EXISTS {runs} ("
+    + ", ".join(f"{column} {_RUN_TYPES[column]}" for column in COLUMNS)
+    + ")",
+    "CREATE INDEX IF NOT EXISTS {runs_seq_index} ON {runs} (seq)",
+    "CREATE INDEX IF NOT EXISTS {runs_status_index} ON {runs} (status, seq)",
+    "CREATE INDEX IF NOT EXISTS {runs_workflow_index} ON {runs} (workflow, status, seq)",
+    "CREATE INDEX IF NOT EXISTS {runs_parent_index} ON {runs} (parent_run_id)",
+    "CREATE TABLE IF NOT EXISTS {watchers} (topic TEXT NOT NULL, run_id TEXT NOT NULL, "
+    "PRIMARY KEY (topic, run_id))",
+    "CREATE INDEX IF NOT EXISTS {watchers_run_index} ON {watchers} (run_id)",
+    "CREATE TABLE IF NOT EXISTS {timers} (run_id TEXT PRIMARY KEY, due_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS {timers_due_index} ON {timers} (due_at)",
+    "CREATE TABLE IF NOT EXISTS {step_stats} (workflow TEXT NOT NULL, step TEXT NOT NULL, "
+    "completions BIGINT NOT NULL, failures BIGINT NOT NULL, retries BIGINT NOT NULL, "
+    "histogram TEXT NOT NULL, max_seconds DOUBLE PRECISION NOT NULL, PRIMARY KEY (workflow, step))",
+    "CREATE TABLE IF NOT EXISTS {workflow_stats} (workflow TEXT NOT NULL, status TEXT NOT NULL, "
+    "count BIGINT NOT NULL, histogram TEXT NOT NULL, max_seconds DOUBLE PRECISION NOT NULL, "
+    "PRIMARY KEY (workflow, status))",
+    "CREATE TABLE IF NOT EXISTS {models} (name TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {leases} (run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+    "expires_at BIGINT NOT NULL)",
+)
+SIDE_TABLES = ("models", "leases")
+"""Tables beside the models: their versions, and the workers' leases (kept on rebuild)."""
+UPSERT_RUN = (
+    "INSERT INTO {runs} (" + ", ".join(COLUMNS) + ") VALUES ("
+    + ", ".join("?" for _ in COLUMNS) + ") ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "run_id")
+)  # fmt: skip
+UPSERT_STEP_STATS = (
+    "INSERT INTO {step_stats} (workflow, step, completions, failures, retries, histogram, "
+    "max_seconds) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workflow, step) DO UPDATE SET "
+    "completions = excluded.completions, failures = excluded.failures, "
+    "retries = excluded.retries, histogram = excluded.histogram, "
+    "max_seconds = excluded.max_seconds"
+)
+UPSERT_WORKFLOW_STATS = (
+    "INSERT INTO {workflow_stats} (workflow, status, count, histogram, max_seconds) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (workflow, status) DO UPDATE SET "
+    "count = excluded.count, histogram = excluded.histogram, max_seconds = excluded.max_seconds"
+)
+CAS_TRACKING = (
+    "INSERT INTO {tracking} AS t (application_name, notification_id) VALUES (?, ?) "
+    "ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id "
+    "WHERE t.notification_id = ? RETURNING notification_id"
+)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def micros(moment: datetime | None) -> int | None:
+    """A time as integer microseconds since the epoch."""
+    if moment is None:
+        return None
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def moment(value: int | None) -> datetime | None:
+    """Integer microseconds since the epoch as an aware UTC time."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+_ENCODERS: list[tuple[int, Any]] = [
+    (index, micros if column in _TIMES else str if column == "status" else _json_text)
+    for index, column in enumerate(COLUMNS)
+    if column in _TIMES or column in _JSON or column == "status"
+]
+
+
+def row_to_record(row: RunRow) -> tuple[Any, ...]:
+    """A row as the tuple of column values stored."""
+    values = [getattr(row, column) for column in COLUMNS]
+    for index, encode in _ENCODERS:
+        value = values[index]
+        if value is not None or COLUMNS[index] == "inbox":
+            values[index] = encode(value)
+    return tuple(values)
+
+
+def record_to_row(record: Any) -> RunRow:
+    """A stored record (name-indexable) back as a row."""
+    values: dict[str, Any] = {}
+    for column in COLUMNS:
+        value = record[column]
+        if column in _JSON:
+            value = None if value is None else orjson.loads(value)
+        elif column in _TIMES:
+            value = moment(value)
+        elif column == "status":
+            value = RunStatus(value)
+        values[column] = value
+    return RunRow(**values)
+
+
+def _histogram_text(histogram: dict[str, int]) -> str:
+    return orjson.dumps(histogram, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def step_stats_record(stats: StepStats) -> tuple[Any, ...]:
+    return (
+        stats.workflow, stats.step, stats.completions, stats.failures, stats.retries,
+        _histogram_text(stats.histogram), stats.max_seconds,
+    )  # fmt: skip
+
+
+def record_to_step_stats(record: Any) -> StepStats:
+    return StepStats(
+        record["workflow"], record["step"], record["completions"], record["failures"],
+        record["retries"], orjson.loads(record["histogram"]), record["max_seconds"],
+    )  # fmt: skip
+
+
+def workflow_stats_record(stats: WorkflowStats) -> tuple[Any, ...]:
+    histogram = _histogram_text(stats.histogram)
+    return (stats.workflow, stats.status, stats.count, histogram, stats.max_seconds)
+
+
+def record_to_workflow_stats(record: Any) -> WorkflowStats:
+    return WorkflowStats(
+        record["workflow"], record["status"], record["count"],
+        orjson.loads(record["histogram"]), record["max_seconds"],
+    )  # fmt: skip

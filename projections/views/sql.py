@@ -1,0 +1,317 @@
+"""The read models in SQL, for SQLite and PostgreSQL (schema in :mod:`projections.views.schema`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from psycopg.sql import SQL, Composed, Identifier
+
+from projections.rows import RunRow, timer_due, watcher_topic
+from projections.stats import StatsDelta, StepStats, WorkflowStats
+from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
+from projections.views import schema
+from stemlog.model.children import CHILD_TOPIC_PREFIX
+
+_NEW: Any = object()
+"""Marks a run the page started: it has no rows elsewhere to delete."""
+
+
+def _values(record: Any) -> tuple[Any, ...]:
+    # psycopg's dict rows iterate over keys, sqlite3.Row over values.
+    return tuple(record.values()) if isinstance(record, dict) else tuple(record)
+
+
+class _SQLRunsView:
+    """The queries; a backend supplies ``_sql`` and ``_transaction``."""
+
+    def render(self, template: str) -> Any:
+        raise AssertionError("implemented by each backend")  # pragma: no cover
+
+    def transaction(self, *, commit: bool) -> Any:
+        raise AssertionError("implemented by each backend")  # pragma: no cover
+
+    def _select(self, template: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(self.render(template), params)
+            return list(cursor.fetchall())
+
+    # -- the models' versions --------------------------------------------------
+
+    def ensure_models(self) -> bool:
+        """Reset the models when their stored versions differ from the code's; whether it did."""
+        stored = {r["name"]: r["version"] for r in self._select("SELECT * FROM {models}")}
+        if stored == schema.MODEL_VERSIONS:
+            return False
+        if not stored and self.position() == 0:
+            self._write_versions()
+            return False
+        self.clear()
+        return True
+
+    def clear(self) -> None:
+        """Drop and re-create every model table and forget the position (to rebuild)."""
+        with self.transaction(commit=True) as cursor:
+            for table in (*schema.MODEL_TABLES, "models"):
+                cursor.execute(self.render(f"DROP TABLE IF EXISTS {{{table}}}"))
+            for statement in schema.CREATE:
+                cursor.execute(self.render(statement))
+            cursor.execute(
+                self.render("DELETE FROM {tracking} WHERE application_name = ?"),
+                (APPLICATION_NAME,),
+            )
+        self._write_versions()
+
+    def _write_versions(self) -> None:
+        with self.transaction(commit=True) as cursor:
+            cursor.executemany(
+                self.render("INSERT INTO {models} (name, version) VALUES (?, ?)"),
+                list(schema.MODEL_VERSIONS.items()),
+            )
+
+    # -- writing ----------------------------------------------------------------
+
+    def position(self) -> int:
+        rows = self._select(
+            "SELECT notification_id FROM {tracking} WHERE application_name = ?",
+            (APPLICATION_NAME,),
+        )
+        return int(rows[0]["notification_id"]) if rows else 0
+
+    def load_rows(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
+        found: dict[str, RunRow] = {}
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for record in self._select(f"SELECT * FROM {{runs}} WHERE run_id IN ({marks})", chunk):
+                row = schema.record_to_row(record)
+                found[row.run_id] = row
+        return found
+
+    def write_page(
+        self,
+        rows: Sequence[RunRow],
+        expected: int,
+        last: int,
+        stats: StatsDelta | None = None,
+        previous: Mapping[str, RunRow] | None = None,
+    ) -> None:
+        with self.transaction(commit=True) as cursor:
+            cursor.execute(self.render(schema.CAS_TRACKING), (APPLICATION_NAME, last, expected))
+            if cursor.fetchone() is None:
+                raise PositionConflictError
+            if rows:
+                self._write_rows(cursor, rows, previous)
+            if stats is not None:
+                self._write_stats(cursor, stats)
+
+    def _write_rows(
+        self, cursor: Any, rows: Sequence[RunRow], previous: Mapping[str, RunRow] | None
+    ) -> None:
+        cursor.executemany(self.render(schema.UPSERT_RUN), [schema.row_to_record(r) for r in rows])
+        # With the rows as they were before the page, only delete what existed.
+        olds = [None if previous is None else previous.get(r.run_id, _NEW) for r in rows]
+        stale_watchers = [
+            (r.run_id,)
+            for r, old in zip(rows, olds, strict=True)
+            if old is None or (old is not _NEW and watcher_topic(old))
+        ]
+        stale_timers = [(r.run_id,) for r, old in zip(rows, olds, strict=True)
+                        if old is None or (old is not _NEW and timer_due(old))]  # fmt: skip
+        if stale_watchers:
+            cursor.executemany(
+                self.render("DELETE FROM {watchers} WHERE run_id = ?"), stale_watchers
+            )
+        if stale_timers:
+            cursor.executemany(self.render("DELETE FROM {timers} WHERE run_id = ?"), stale_timers)
+        watchers = [(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None]
+        if watchers:
+            cursor.executemany(
+                self.render("INSERT INTO {watchers} (topic, run_id) VALUES (?, ?)"), watchers
+            )
+        timers = [(r.run_id, schema.micros(d)) for r in rows if (d := timer_due(r)) is not None]
+        if timers:
+            cursor.executemany(
+                self.render("INSERT INTO {timers} (run_id, due_at) VALUES (?, ?)"), timers
+            )
+
+    def _write_stats(self, cursor: Any, delta: StatsDelta) -> None:
+        # Read-modify-write inside the page's transaction: one projector at a time.
+        steps = [self._merged_step(cursor, change) for change in delta.steps.values()]
+        if steps:
+            cursor.executemany(self.render(schema.UPSERT_STEP_STATS), steps)
+        merged = [self._merged_workflow(cursor, change) for change in delta.workflows.values()]
+        flows = [record for record in merged if record[2] != 0 or record[3] != "{}"]
+        empty = [record[:2] for record in merged if record[2] == 0 and record[3] == "{}"]
+        if flows:
+            cursor.executemany(self.render(schema.UPSERT_WORKFLOW_STATS), flows)
+        if empty:  # a status no run is in, with no durations: no row, as a rebuild leaves it
+            sql = "DELETE FROM {workflow_stats} WHERE workflow = ? AND status = ?"
+            cursor.executemany(self.render(sql), empty)
+
+    def _merged_step(self, cursor: Any, change: StepStats) -> tuple[Any, ...]:
+        sql = "SELECT * FROM {step_stats} WHERE workflow = ? AND step = ?"
+        cursor.execute(self.render(sql), (change.workflow, change.step))
+        record = cursor.fetchone()
+        current = StepStats(change.workflow, change.step)
+        if record is not None:
+            current = schema.record_to_step_stats(record)
+        current.merge(change)
+        return schema.step_stats_record(current)
+
+    def _merged_workflow(self, cursor: Any, change: WorkflowStats) -> tuple[Any, ...]:
+        sql = "SELECT * FROM {workflow_stats} WHERE workflow = ? AND status = ?"
+        cursor.execute(self.render(sql), (change.workflow, change.status))
+        record = cursor.fetchone()
+        current = WorkflowStats(change.workflow, change.status)
+        if record is not None:
+            current = schema.record_to_workflow_stats(record)
+        current.merge(change)
+        return schema.workflow_stats_record(current)
+
+    # -- reading ------------------------------------------------------------------
+
+    def get_row(self, run_id: str) -> RunRow | None:
+        records = self._select("SELECT * FROM {runs} WHERE run_id = ?", (run_id,))
+        return schema.record_to_row(records[0]) if records else None
+
+    def list_rows(self, query: RunsQuery) -> list[RunRow]:
+        clauses: list[str] = ["seq > ?"]
+        params: list[Any] = [query.after_seq or 0]
+        if query.workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(query.workflow)
+        if query.status is not None:
+            clauses.append("status = ?")
+            params.append(str(query.status))
+        if query.expired_before is not None:
+            clauses.append("(expires_at IS NULL OR expires_at > ?)")
+            params.append(schema.micros(query.expired_before))
+        params.append(query.limit)
+        sql = f"SELECT * FROM {{runs}} WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
+        return [schema.record_to_row(record) for record in self._select(sql, params)]
+
+    def waiting_on(self, topic: str) -> list[str]:
+        records = self._select("SELECT run_id FROM {watchers} WHERE topic = ?", (topic,))
+        return [record["run_id"] for record in records]
+
+    def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
+        records = self._select(
+            "SELECT run_id, due_at FROM {timers} WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+            (schema.micros(until), limit),
+        )
+        return [(r["run_id"], schema.moment(r["due_at"]) or until) for r in records]
+
+    def next_due(self) -> datetime | None:
+        records = self._select("SELECT MIN(due_at) AS due_at FROM {timers}")
+        return schema.moment(records[0]["due_at"]) if records else None
+
+    def children(self, parent_run_id: str) -> list[str]:
+        records = self._select(
+            "SELECT run_id FROM {runs} WHERE parent_run_id = ? AND status IN (?, ?) ORDER BY seq",
+            (parent_run_id, "running", "suspended"),
+        )
+        return [record["run_id"] for record in records]
+
+    def child_waits(self) -> list[tuple[str, str]]:
+        records = self._select(
+            "SELECT run_id, topic FROM {watchers} WHERE topic LIKE ?", (CHILD_TOPIC_PREFIX + "%",)
+        )
+        prefix = len(CHILD_TOPIC_PREFIX)
+        return [(record["run_id"], record["topic"][prefix:]) for record in records]
+
+    def runnable(self, limit: int) -> list[str]:
+        records = self._select(
+            "SELECT run_id FROM {runs} WHERE status = ? ORDER BY seq LIMIT ?", ("running", limit)
+        )
+        return [record["run_id"] for record in records]
+
+    def stats(self) -> tuple[list[StepStats], list[WorkflowStats]]:
+        steps = self._select("SELECT * FROM {step_stats} ORDER BY workflow, step")
+        flows = self._select("SELECT * FROM {workflow_stats} ORDER BY workflow, status")
+        return (
+            [schema.record_to_step_stats(r) for r in steps],
+            [schema.record_to_workflow_stats(r) for r in flows],
+        )
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every model and the position, read in one snapshot, in a
+        canonical order (for ``verify``)."""
+        orders = {"runs": "run_id", "watchers": "topic, run_id", "timers": "run_id",
+                  "step_stats": "workflow, step", "workflow_stats": "workflow, status"}  # fmt: skip
+        dumped: dict[str, list[tuple[Any, ...]]] = {}
+        with self.transaction(commit=False) as cursor:
+            self._begin_snapshot(cursor)
+            for table, order in orders.items():
+                cursor.execute(self.render(f"SELECT * FROM {{{table}}} ORDER BY {order}"))
+                dumped[table] = [_values(record) for record in cursor.fetchall()]
+            cursor.execute(
+                self.render("SELECT notification_id FROM {tracking} WHERE application_name = ?"),
+                (APPLICATION_NAME,),
+            )
+            record = cursor.fetchone()
+        dumped["position"] = [(0 if record is None else int(record["notification_id"]),)]
+        return dumped
+
+    def _begin_snapshot(self, cursor: Any) -> None:
+        """SQLite's read transaction is a snapshot already (WAL)."""
+
+
+class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
+    """The models in the SQLite file of the log (tables ``stemlog_runs``, ...)."""
+
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
+        names = (*schema.MODEL_TABLES, *schema.INDEXES, *schema.SIDE_TABLES)
+        self._names = {name: f"stemlog_{name}" for name in names}
+        self._names["tracking"] = "tracking"
+        self._rendered: dict[str, str] = {}
+        super().__init__(datastore, **kwargs)
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        return [*statements, *(self.render(t) for t in schema.CREATE)]
+
+    def render(self, template: str) -> str:
+        rendered = self._rendered.get(template)
+        if rendered is None:
+            rendered = self._rendered[template] = template.format(**self._names)
+        return rendered
+
+    def transaction(self, *, commit: bool) -> Any:
+        return self.datastore.transaction(commit=commit)
+
+    def close(self) -> None:
+        """The datastore is shared with the log's application, which closes it."""
+
+
+class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
+    """The models in the PostgreSQL database of the log (tables ``stemlog_runs``, ...)."""
+
+    def _begin_snapshot(self, cursor: Any) -> None:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        tables = (*schema.MODEL_TABLES, *schema.SIDE_TABLES)
+        self._names = {n: Identifier(self.datastore.schema, f"stemlog_{n}") for n in tables}
+        self._names |= {name: Identifier(f"stemlog_{name}") for name in schema.INDEXES}
+        self._names["tracking"] = Identifier(self.datastore.schema, self.tracking_table_name)
+        self._rendered: dict[str, Composed] = {}
+        for template in schema.CREATE:
+            self.sql_create_statements.append(self.render(template))
+
+    def render(self, template: str) -> Composed:
+        rendered = self._rendered.get(template)
+        if rendered is None:
+            text = template.replace("?", "%s")
+            rendered = self._rendered[template] = SQL(text).format(**self._names)
+        return rendered
+
+    def transaction(self, *, commit: bool) -> Any:
+        return self.datastore.transaction(commit=commit)
+
+    def close(self) -> None:
+        """The datastore is shared with the log's application, which closes it."""

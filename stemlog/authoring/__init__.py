@@ -1,0 +1,1 @@
+"""What users write: definitions, contexts, refs, policies, registry."""

@@ -1,0 +1,261 @@
+"""Workflow definitions: :class:`Flow` (declared steps) and :class:`WorkflowScript`.
+
+A definition is what an app registers and what a run is pinned to (by name and
+version). :class:`WorkflowDefinition` is the frozen form; ``Flow`` and
+``WorkflowScript`` are the authoring objects and expose it as ``.definition``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias, final, overload
+
+from stemlog.authoring.policies import RetryPolicy
+from stemlog.errors import InvalidDefinitionError
+from stemlog.model.records import WorkflowKind, WorkflowResult
+
+if TYPE_CHECKING:
+    from stemlog.app import WorkflowApp
+    from stemlog.authoring.context import FlowContext, ScriptStepContext
+    from stemlog.authoring.refs import WorkflowRef
+    from stemlog.execution.script import ScriptContext
+
+StepHandler: TypeAlias = Callable[[Any], Any]
+"""A step body: takes the step context, returns a JSON value (sync or async)."""
+
+ScriptRun: TypeAlias = Callable[["ScriptContext"], Awaitable[Any]]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One declared flow step."""
+
+    name: str
+    handler: StepHandler
+    auto_version: bool = False
+    retry: RetryPolicy | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WorkflowDefinition:
+    """The registrable, immutable form of a Flow or WorkflowScript.
+
+    ``fingerprint`` identifies a flow's declared step list (a run started with
+    one fingerprint is never driven by a flow that declares other steps).
+    """
+
+    name: str
+    kind: WorkflowKind
+    version: int
+    steps: tuple[StepSpec, ...]
+    run: ScriptRun | None
+    fingerprint: str
+    retry: RetryPolicy | None = None
+    """The retry policy of steps that declare none."""
+
+    @property
+    def definition(self) -> WorkflowDefinition:
+        """Itself, so a definition and its authoring object are interchangeable."""
+        return self
+
+    def manifest(self) -> dict[str, Any]:
+        """A JSON description of the definition for tooling and dashboards."""
+        return {
+            "name": self.name,
+            "kind": str(self.kind),
+            "version": self.version,
+            "steps": [step.name for step in self.steps],
+            "fingerprint": self.fingerprint,
+        }
+
+
+def _fingerprint(kind: WorkflowKind, name: str, version: int, steps: tuple[str, ...]) -> str:
+    text = "\x1f".join((str(kind), name, str(version), *steps))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidDefinitionError(str(name), f"{what} must be a non-empty string")
+    return name
+
+
+def _check_version(name: str, version: object) -> int:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidDefinitionError(name, f"version must be an int >= 1, got {version!r}")
+    return version
+
+
+class _Startable(ABC):
+    """Start helpers shared by Flow and WorkflowScript."""
+
+    @property
+    @abstractmethod
+    def definition(self) -> WorkflowDefinition:
+        """The frozen definition that apps register."""
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def ref(
+        self, encode_params: Callable[[Any], Mapping[str, Any]] | None = None
+    ) -> WorkflowRef[Any]:
+        """A typed handle that encodes its params with ``encode_params``."""
+        from stemlog.authoring.refs import WorkflowRef
+
+        return WorkflowRef(self.definition, encode_params)
+
+    def ref_json(self) -> WorkflowRef[Any]:
+        """A handle whose params object becomes JSON via ``to_json()``, a dataclass or pydantic."""
+        from stemlog.authoring.refs import WorkflowRef, encode_params_object
+
+        return WorkflowRef(self.definition, encode_params_object)
+
+    async def start(self, app: WorkflowApp, **options: Any) -> str:
+        """Start a run with no params; ``options`` as in ``WorkflowApp.start``."""
+        return await app.start(self.definition, **options)
+
+    async def start_and_wait(
+        self, app: WorkflowApp, *, timeout: float | None = None
+    ) -> WorkflowResult:
+        """Start a run with no params and wait for it to end (or ``timeout``)."""
+        return await app.start_and_wait(self.definition, timeout=timeout)
+
+
+@final
+class Flow(_Startable):
+    """A workflow whose plan is a declared list of steps, run in order.
+
+    Steps are declared with :meth:`step` as a decorator or a call, or in a
+    ``build(flow)`` function as in Stem. The flow's result is its last step's value.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[Flow], None] | None = None,
+        *,
+        version: int = 1,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._name = _check_name(name, "a workflow name")
+        self._version = _check_version(name, version)
+        self._retry = retry
+        self._steps: list[StepSpec] = []
+        self._definition: WorkflowDefinition | None = None
+        if build is not None:
+            build(self)
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: None = None,
+        *,
+        auto_version: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[Callable[[FlowContext], Any]], Callable[[FlowContext], Any]]: ...
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: Callable[[FlowContext], Any],
+        *,
+        auto_version: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[FlowContext], Any]: ...
+
+    def step(
+        self,
+        name: str,
+        fn: Callable[[FlowContext], Any] | None = None,
+        *,
+        auto_version: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Declare the next step; use as ``@flow.step("name")`` or ``flow.step("name", fn)``.
+
+        Raises:
+            InvalidDefinitionError: empty or duplicate step name, or a handler that
+                is not callable.
+        """
+        _check_name(name, "a step name")
+        if any(spec.name == name for spec in self._steps):
+            raise InvalidDefinitionError(self._name, f"step {name!r} is declared twice")
+
+        def declare(handler: Callable[[FlowContext], Any]) -> Callable[[FlowContext], Any]:
+            if not callable(handler):
+                raise InvalidDefinitionError(self._name, f"step {name!r} needs a callable")
+            self._steps.append(StepSpec(name, handler, auto_version, retry))
+            self._definition = None
+            return handler
+
+        return declare if fn is None else declare(fn)
+
+    @property
+    def definition(self) -> WorkflowDefinition:
+        """The frozen definition of the steps declared so far.
+
+        Raises:
+            InvalidDefinitionError: the flow declares no step.
+        """
+        if self._definition is None:
+            if not self._steps:
+                raise InvalidDefinitionError(self._name, "a flow needs at least one step")
+            steps = tuple(self._steps)
+            fingerprint = _fingerprint(
+                WorkflowKind.FLOW, self._name, self._version, tuple(s.name for s in steps)
+            )
+            self._definition = WorkflowDefinition(
+                self._name, WorkflowKind.FLOW, self._version, steps, None, fingerprint, self._retry
+            )
+        return self._definition
+
+
+@final
+class WorkflowScript(_Startable):
+    """A workflow whose plan is an async function; ``script.step`` calls are checkpoints.
+
+    ``run(script)`` is re-entered from the top whenever the run resumes; each
+    completed step returns its recorded value without calling its handler, so
+    the code between steps must be deterministic (no clock, no randomness, no
+    I/O outside steps).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[ScriptContext], Awaitable[Any]],
+        *,
+        version: int = 1,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        _check_name(name, "a workflow name")
+        if not callable(run):
+            raise InvalidDefinitionError(name, "run must be an async function")
+        fingerprint = _fingerprint(WorkflowKind.SCRIPT, name, _check_version(name, version), ())
+        self._definition = WorkflowDefinition(
+            name, WorkflowKind.SCRIPT, version, (), run, fingerprint, retry
+        )
+
+    @property
+    def definition(self) -> WorkflowDefinition:
+        return self._definition
+
+
+Definable: TypeAlias = Flow | WorkflowScript | WorkflowDefinition
+"""Anything accepted where a definition is taken."""
+
+ScriptStepHandler: TypeAlias = Callable[["ScriptStepContext"], Any]
+
+
+def as_definition(value: Definable) -> WorkflowDefinition:
+    """The frozen definition of a Flow, WorkflowScript or definition."""
+    return value.definition

@@ -1,0 +1,1 @@
+"""One activation of one run: steps, the flow pass, the script pass, session, replay."""

@@ -1,0 +1,1 @@
+"""Pure: facts, the run aggregate, state, fold, schedule. Imports only codec, errors, clock."""

@@ -1,0 +1,115 @@
+"""Histories outside the store: :class:`~stemlog.model.records.Fact` records and JSON lines.
+
+A history exported as JSON lines (one fact per line: ``run_id``, ``type``,
+``position``, ``timestamp``, ``data``) keeps positions, timestamps (to the
+microsecond, in UTC) and payloads exactly, so it imports into another store
+and replays identically on another machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+import orjson
+
+from stemlog.errors import InvalidPayloadError
+from stemlog.model.facts import FACTS_BY_NAME, AnyFact, RunStarted, fact_fields
+from stemlog.model.records import Fact
+
+_DATETIME_FIELDS = frozenset({"deadline", "wake_at", "retry_at"})
+_RUN_TOPIC = "stemlog:Run"
+
+
+def to_record(fact: AnyFact) -> Fact:
+    """A stored fact as the app's :class:`Fact` record."""
+    return Fact(type(fact).__name__, fact.originator_version, fact.timestamp, fact_fields(fact))
+
+
+def to_fact(record: Fact, run_id: str) -> AnyFact:
+    """A record back as the fact object the fold and the aggregate apply.
+
+    Raises:
+        InvalidPayloadError: an unknown fact type.
+    """
+    cls = FACTS_BY_NAME.get(record.type)
+    if cls is None:
+        raise InvalidPayloadError("history", f"unknown fact type {record.type!r}")
+    fact = object.__new__(cls)
+    state: dict[str, Any] = {
+        "originator_id": UUID(run_id),
+        "originator_version": record.position,
+        "timestamp": record.timestamp,
+        **record.data,
+    }
+    if cls is RunStarted:
+        state["originator_topic"] = _RUN_TOPIC
+    fact.__dict__.update(state)
+    return cast(AnyFact, fact)
+
+
+def as_facts(history: Iterable[Fact | AnyFact], run_id: str | None = None) -> list[AnyFact]:
+    """Facts from records (``run_id`` needed) or from fact objects, in order."""
+    facts: list[AnyFact] = []
+    for item in history:
+        if isinstance(item, Fact):
+            if run_id is None:
+                raise InvalidPayloadError("history", "records need the run id they belong to")
+            facts.append(to_fact(item, run_id))
+        else:
+            facts.append(item)
+    return facts
+
+
+def to_json_line(record: Fact, run_id: str) -> bytes:
+    """One fact as a JSON line (without the newline)."""
+    return orjson.dumps(
+        {
+            "run_id": run_id,
+            "type": record.type,
+            "position": record.position,
+            "timestamp": record.timestamp,
+            "data": record.data,
+        }
+    )
+
+
+def from_json_line(line: bytes | str) -> tuple[str, Fact]:
+    """``(run_id, record)`` from one JSON line.
+
+    Raises:
+        InvalidPayloadError: not a fact line.
+    """
+    try:
+        item = orjson.loads(line)
+        data = dict(item["data"])
+        for name in _DATETIME_FIELDS & data.keys():
+            if data[name] is not None:
+                data[name] = datetime.fromisoformat(data[name])
+        timestamp = datetime.fromisoformat(item["timestamp"])
+        record = Fact(str(item["type"]), int(item["position"]), timestamp, data)
+        return str(item["run_id"]), record
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise InvalidPayloadError("history line", str(error)) from None
+
+
+def read_json_lines(lines: Sequence[bytes | str]) -> dict[str, list[Fact]]:
+    """Histories by run id from JSON lines (blank lines are skipped).
+
+    Raises:
+        InvalidPayloadError: a malformed line, or positions that are not 1, 2, 3...
+    """
+    runs: dict[str, list[Fact]] = {}
+    for line in lines:
+        if line.strip():
+            run_id, record = from_json_line(line)
+            runs.setdefault(run_id, []).append(record)
+    for run_id, records in runs.items():
+        records.sort(key=lambda record: record.position)
+        if [r.position for r in records] != list(range(1, len(records) + 1)):
+            raise InvalidPayloadError("history", f"run {run_id} has gaps in its positions")
+        if records[0].type != "RunStarted":
+            raise InvalidPayloadError("history", f"run {run_id} does not start with RunStarted")
+    return runs

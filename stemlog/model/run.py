@@ -1,0 +1,178 @@
+"""The run aggregate: one eventsourcing aggregate per workflow run.
+
+Command methods check that a fact may be appended (validate first), then
+trigger it with the injected clock's time; applying a fact evolves
+:attr:`Run.state` through :func:`stemlog.model.fold.evolve`, so the aggregate and
+:func:`stemlog.model.fold.fold` can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from stemlog.codec import JSONValue
+from stemlog.errors import RunEndedError, UnknownStepError
+from stemlog.model.facts import (
+    AnyFact,
+    EventAwaited,
+    EventReceived,
+    EventTimedOut,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunRewound,
+    RunStarted,
+    SleepElapsed,
+    SleepStarted,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+)
+from stemlog.model.fold import RunState, StepKey, evolve, start_state
+from stemlog.model.records import RunStatus
+
+
+class StaleDecisionError(Exception):
+    """A decision no longer fits the run (it moved on meanwhile); internal."""
+
+
+class Run(Aggregate):
+    """A workflow run. The workflow's name is a field: one class serves every workflow."""
+
+    TOPIC = "stemlog:Run"
+
+    class Created(Aggregate.Created):
+        TOPIC = "stemlog:Run.Created"
+
+    def __init__(self) -> None:
+        self._state: RunState | None = None
+
+    @property
+    def state(self) -> RunState:
+        """The folded state of every fact applied so far."""
+        assert self._state is not None, "a run starts with RunStarted"
+        return self._state
+
+    def apply_fact(self, fact: AnyFact) -> None:
+        """Evolve the state by one fact (called by eventsourcing on trigger and replay)."""
+        if isinstance(fact, RunStarted):
+            self._state = start_state(fact)
+        else:
+            evolve(self.state, fact)
+
+    @classmethod
+    def begin(cls, *, run_id: UUID, at: datetime, **fields: Any) -> Run:
+        """A new run with its ``RunStarted`` fact pending (fields as in the fact)."""
+        return cls._create(RunStarted, id=run_id, timestamp=at, **fields)
+
+    def _live(self) -> RunState:
+        state = self.state
+        if state.status.is_terminal:
+            raise RunEndedError(state.run_id, state.status)
+        return state
+
+    def start_step(self, key: StepKey, attempt: int, at: datetime) -> None:
+        state = self._live()
+        if state.wait is not None:
+            raise StaleDecisionError("the run is suspended")
+        self.trigger_event(
+            StepStarted, step=key[0], iteration=key[1], attempt=attempt, timestamp=at
+        )
+
+    def _require_in_flight(self, key: StepKey) -> None:
+        state = self._live()
+        if state.current != key or not state.in_flight:
+            raise StaleDecisionError(f"step {key} is not running")
+
+    def complete_step(self, key: StepKey, value: JSONValue, at: datetime) -> None:
+        self._require_in_flight(key)
+        self.trigger_event(StepCompleted, step=key[0], iteration=key[1], value=value, timestamp=at)
+
+    def fail_step(
+        self,
+        key: StepKey,
+        error: dict[str, JSONValue],
+        retry_at: datetime | None,
+        at: datetime,
+    ) -> None:
+        self._require_in_flight(key)
+        self.trigger_event(
+            StepFailed,
+            step=key[0],
+            iteration=key[1],
+            attempt=self.state.attempt,
+            error=error,
+            retry_at=retry_at,
+            timestamp=at,
+        )
+
+    def await_event(
+        self, key: StepKey, topic: str, deadline: datetime | None, at: datetime
+    ) -> None:
+        self._require_in_flight(key)
+        self.trigger_event(
+            EventAwaited,
+            step=key[0],
+            iteration=key[1],
+            topic=topic,
+            deadline=deadline,
+            timestamp=at,
+        )
+
+    def start_sleep(self, key: StepKey, wake_at: datetime, at: datetime) -> None:
+        self._require_in_flight(key)
+        self.trigger_event(
+            SleepStarted, step=key[0], iteration=key[1], wake_at=wake_at, timestamp=at
+        )
+
+    def receive_event(self, topic: str, payload: JSONValue, event_id: str, at: datetime) -> None:
+        """Deliver a payload: resumes the run if it waits on ``topic``, else buffers it.
+
+        A payload whose ``event_id`` this run already received is ignored, so
+        deliveries can be retried safely.
+        """
+        if event_id in self._live().received:
+            return
+        self.trigger_event(
+            EventReceived, topic=topic, payload=payload, event_id=event_id, timestamp=at
+        )
+
+    def time_out_event(self, at: datetime) -> None:
+        wait = self._live().wait
+        if wait is None or wait.deadline is None or wait.deadline > at:
+            raise StaleDecisionError("no event deadline has passed")
+        self.trigger_event(EventTimedOut, topic=wait.topic, timestamp=at)
+
+    def elapse_sleep(self, at: datetime) -> None:
+        wait = self._live().wait
+        if wait is None or wait.wake_at is None or wait.wake_at > at:
+            raise StaleDecisionError("no sleep is due")
+        self.trigger_event(SleepElapsed, timestamp=at)
+
+    def complete(self, result: JSONValue, at: datetime) -> None:
+        state = self._live()
+        if state.status is not RunStatus.RUNNING or state.in_flight:
+            raise StaleDecisionError("only a running run with no step in flight can complete")
+        self.trigger_event(RunCompleted, result=result, timestamp=at)
+
+    def fail(self, error: dict[str, JSONValue], at: datetime) -> None:
+        self._live()
+        self.trigger_event(RunFailed, error=error, timestamp=at)
+
+    def cancel(self, reason: str | None, at: datetime) -> None:
+        self._live()
+        self.trigger_event(RunCancelled, reason=reason, timestamp=at)
+
+    def rewind(self, to_step: str, at: datetime) -> None:
+        """Re-run ``to_step`` and the steps after it (also on an ended run).
+
+        Raises:
+            UnknownStepError: the run never started ``to_step``.
+        """
+        if all(name != to_step for name, _ in self.state.steps):
+            raise UnknownStepError(self.state.run_id, to_step)
+        self.trigger_event(RunRewound, to_step=to_step, timestamp=at)

@@ -1,0 +1,1 @@
+"""The live process: dispatcher, worker, commands, read side."""

@@ -1,0 +1,85 @@
+"""The read models as an app exposes them: status, rebuild, audit copies, verify."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import final
+
+import anyio
+
+from projections import audit
+from projections.audit import Difference, RebuildResult
+from projections.views.schema import MODEL_VERSIONS
+from stemlog.runtime.views import ViewKeeper
+
+Progress = Callable[[int, int], None]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    """One read model: its version, the log position it reflects, and how far behind it is."""
+
+    name: str
+    version: int
+    position: int
+    lag: int
+
+
+@final
+class ReadModels:
+    """``app.read_models``: operations on the ``runs``, ``watchers``, ``timers``,
+    ``step_stats`` and ``workflow_stats`` models. Blocking work runs in a thread;
+    rebuilds hold the projector's lock, so the app's own catch-ups wait for them."""
+
+    def __init__(self, views: ViewKeeper) -> None:
+        self._views = views
+
+    async def status(self) -> list[ModelStatus]:
+        """Name, version, position and lag of every model (they share one position)."""
+        projector = self._views.projector
+        position = await self._views.call(projector.view.position)
+        head = await self._views.call(projector.head)
+        return [
+            ModelStatus(name, version, position, head - position)
+            for name, version in MODEL_VERSIONS.items()
+        ]
+
+    async def rebuild(self, progress: Progress | None = None) -> RebuildResult:
+        """Drop every model and replay the log from position 0."""
+        projector = self._views.projector
+        async with self._views.lock:
+            return await anyio.to_thread.run_sync(
+                audit.rebuild, projector.log, projector.view, progress
+            )
+
+    async def rebuild_as_of(
+        self,
+        into: Path,
+        *,
+        position: int | None = None,
+        moment: datetime | None = None,
+        progress: Progress | None = None,
+    ) -> RebuildResult:
+        """Write the models as they stood at ``position`` or ``moment`` into a new SQLite file.
+
+        Raises:
+            FileExistsError: ``into`` exists already.
+        """
+        log = self._views.projector.log
+
+        def build() -> RebuildResult:
+            return audit.rebuild_as_of(
+                log, into, position=position, moment=moment, progress=progress
+            )
+
+        return await anyio.to_thread.run_sync(build)
+
+    async def verify(self, progress: Progress | None = None) -> list[Difference]:
+        """Rebuild into a scratch store and compare every row with the live models."""
+        await self._views.catch_up()
+        projector = self._views.projector
+        return await anyio.to_thread.run_sync(audit.verify, projector.log, projector.view, progress)

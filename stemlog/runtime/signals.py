@@ -1,0 +1,53 @@
+"""Waking ``wait_for`` callers when a run's terminal fact is committed.
+
+The hub also remembers the most recent terminal facts, so a ``wait_for`` on
+a run that just ended answers without reading the store.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, final
+
+import anyio
+
+from stemlog.model.facts import TERMINAL_FACTS, RunCancelled, RunCompleted, RunFailed, RunRewound
+
+_REMEMBERED = 10_000
+
+TerminalFact = RunCompleted | RunFailed | RunCancelled
+
+
+@final
+class RunSignals:
+    """One-shot events per run id, set when a terminal fact of that run is seen."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[anyio.Event]] = {}
+        self._ended: OrderedDict[str, TerminalFact] = OrderedDict()
+
+    def ended(self, run_id: str) -> TerminalFact | None:
+        """The run's terminal fact, if this app saw it recently."""
+        return self._ended.get(run_id)
+
+    def watch(self, run_id: str) -> anyio.Event:
+        """An event set at the run's next terminal fact (register before checking state)."""
+        event = anyio.Event()
+        self._waiting.setdefault(run_id, []).append(event)
+        return event
+
+    def facts_committed(self, facts: Sequence[Any]) -> None:
+        """Wake the watchers of every run that ended in ``facts``."""
+        for fact in facts:
+            if isinstance(fact, TERMINAL_FACTS):
+                run_id = str(fact.originator_id)
+                self._ended[run_id] = fact
+                self._ended.move_to_end(run_id)
+                if len(self._ended) > _REMEMBERED:
+                    self._ended.popitem(last=False)
+                for event in self._waiting.pop(run_id, ()):
+                    event.set()
+            elif isinstance(fact, RunRewound):
+                # A rewound run moves again: it is no longer ended.
+                self._ended.pop(str(fact.originator_id), None)
