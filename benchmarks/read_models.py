@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from projections.rows import RunRow
 
 from projections import audit
-from projections.rows import RunRow
 from projections.view import RunsQuery
 from projections.views.schema import row_to_record
-from projections.views.sql import SQLiteRunsView
+from projections.views.sqlite import SQLiteRunsView
 from stemlog.model.records import RunStatus
 from stemlog.model.run import Run
-from stemlog.store.events import RunLog
+from stemlog.store.log import RunLog
 from stemlog.store.urls import parse_store_url
 
 START = datetime(2030, 1, 1, tzinfo=UTC)

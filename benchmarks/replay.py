@@ -31,7 +31,7 @@ import orjson
 
 from stemlog import WorkflowScript, replay
 from stemlog.model.run import Run
-from stemlog.store.events import RunLog
+from stemlog.store.log import RunLog
 from stemlog.store.urls import parse_store_url
 
 

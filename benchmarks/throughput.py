@@ -33,7 +33,7 @@ import orjson
 
 from stemlog import Flow, RunStatus, WorkflowApp, WorkflowScript
 from stemlog.model.run import Run
-from stemlog.store.events import RunLog
+from stemlog.store.log import RunLog
 from stemlog.store.urls import parse_store_url
 
 FACTS_PER_RUN = 8

@@ -1,11 +1,9 @@
-"""Read models over stemlog's log: ``runs``, ``watchers`` and ``timers``.
+"""Read models over stemlog's log: runs, watchers, timers, step_stats, workflow_stats.
 
-Each view is an eventsourcing tracking recorder in the same database as the
-log (:mod:`projections.views.memory`, :mod:`projections.views.sql`); the row fold
-is :mod:`projections.rows`; :mod:`projections.projector` applies the log to a view
-a page per transaction, exactly once.
+Each model is one module (:mod:`projections.runs`, ...) whose rows are derived
+from the runs' folded states; :mod:`projections.page` folds a page of the log,
+:mod:`projections.projector` applies pages exactly once, :mod:`projections.views`
+holds each store's tables, and :mod:`projections.audit` rebuilds and verifies.
+This package imports only ``stemlog.model``, ``stemlog.codec``, ``stemlog.errors``,
+``stemlog.clock`` and ``stemlog.store.base``.
 """
-
-# The engine (stemlog) reads these models and they read its facts: initialise
-# the engine package first, so importing a projections module first works too.
-import stemlog  # noqa: F401

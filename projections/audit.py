@@ -20,15 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast, final
 
-from eventsourcing.application import Application
-from eventsourcing.popo import POPOTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore
 
 from projections.projector import Projector
 from projections.view import RunsView
 from projections.views.memory import POPORunsView
-from projections.views.sql import SQLiteRunsView
-from stemlog.model.facts import AnyFact
+from projections.views.sqlite import SQLiteRunsView
+from stemlog.store.base import LogReader
 
 Progress = Callable[[int, int], None]
 """Called with (position reached, target position) after each page."""
@@ -72,7 +70,7 @@ def _replay(projector: Projector, stop: int, progress: Progress | None) -> Rebui
 
 
 def rebuild(
-    log: Application[Any], view: RunsView, progress: Progress | None = None
+    log: LogReader, view: RunsView, progress: Progress | None = None
 ) -> RebuildResult:
     """Drop the models and replay the log from position 0 up to its head now."""
     view.clear()
@@ -80,19 +78,18 @@ def rebuild(
     return _replay(projector, projector.head(), progress)
 
 
-def position_at(log: Application[Any], moment: datetime) -> int:
+def position_at(log: LogReader, moment: datetime) -> int:
     """The position of the last fact appended at or before ``moment`` (0: none).
 
     Positions are in commit order and timestamps in creation order, which can
     interleave by a few milliseconds between concurrent runs; the answer is a
     binary search over the log, exact when timestamps follow positions.
     """
-    head = log.recorder.max_notification_id() or 0
+    head = log.head()
 
     def timestamp(position: int) -> datetime:
-        (notification,) = log.recorder.select_notifications(start=position, limit=1)
-        fact = cast(AnyFact, log.mapper.to_domain_event(notification))
-        return fact.timestamp
+        (logged,) = log.read(position, 1)
+        return logged.fact.timestamp
 
     positions = range(1, head + 1)
     return bisect.bisect_right(positions, moment, key=timestamp)
@@ -108,7 +105,7 @@ def scratch_view(path: Path) -> SQLiteRunsView:
 
 
 def rebuild_as_of(
-    log: Application[Any],
+    log: LogReader,
     into: Path,
     *,
     position: int | None = None,
@@ -134,12 +131,12 @@ def rebuild_as_of(
 
 
 def verify(
-    log: Application[Any], live: RunsView, progress: Progress | None = None
+    log: LogReader, live: RunsView, progress: Progress | None = None
 ) -> list[Difference]:
     """Rebuild into a scratch store up to the live models' position and compare every row."""
     snapshot = live.dump()
     position = int(snapshot.pop("position")[0][0])
-    if isinstance(live, POPOTrackingRecorder):
+    if isinstance(live, POPORunsView):
         scratch: RunsView = POPORunsView()
         _replay(Projector(log, scratch, page_size=REBUILD_PAGE), position, progress)
         rebuilt_memory = scratch.dump()

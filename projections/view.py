@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, final
 
-from projections.rows import RunRow
-from projections.stats import StatsDelta, StepStats, WorkflowStats
+from projections.page import StatsDelta
+from projections.runs import RunRow
+from projections.step_stats import StepStats
+from projections.workflow_stats import WorkflowStats
 from stemlog.model.records import RunStatus
 
 APPLICATION_NAME = "stemlog"

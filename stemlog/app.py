@@ -1,45 +1,47 @@
-"""The embedded app: the public API over an open :class:`~stemlog.runtime.engine.Engine`.
+"""The embedded app: the public API, a thin facade over an open runtime.
 
-``async with WorkflowApp.open(url) as app`` opens the log and its views and
-starts the background tasks (projector, and the worker unless
-``worker=False``); leaving the block stops them and closes the store. Closing
-and reopening on the same SQLite file or PostgreSQL database continues every
-run where its log stands.
+``async with WorkflowApp.open(url) as app`` opens the log and its read
+models and starts the background tasks (projector, tail, and the worker
+unless ``worker=False``) in the app's one task group; leaving the block
+stops them and closes the store. Closing and reopening on the same SQLite
+file or PostgreSQL database continues every run where its log stands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from types import TracebackType
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, final
 
 import anyio
+from anyio import AsyncContextManagerMixin
 
 from stemlog.authoring.context import check_topic
-from stemlog.authoring.definitions import Definable, WorkflowDefinition
-from stemlog.authoring.policies import CancellationPolicy
+from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.authoring.refs import WorkflowRef
 from stemlog.authoring.registry import Registry
+from stemlog.authoring.workflows import Definable
 from stemlog.clock import Clock, Duration, SystemClock, to_seconds
 from stemlog.codec import JSONValue, normalize_json
-from stemlog.errors import UnknownRunError, UnknownWorkflowError
+from stemlog.errors import AppNotOpenError, UnknownRunError, UnknownWorkflowError
 from stemlog.execution.replay import ReplayReport, replay
-from stemlog.model.facts import RunCompleted, RunFailed, fact_fields
+from stemlog.model.facts import RunCompleted, RunFailed
 from stemlog.model.fold import fold
-from stemlog.model.history import as_facts
+from stemlog.model.history import as_facts, to_record
+from stemlog.model.ids import parse_run_id
+from stemlog.model.policy import CancellationPolicy
 from stemlog.model.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
-from stemlog.runtime.engine import Engine
 from stemlog.runtime.queries import Queries, Stats
 from stemlog.runtime.read_models import ReadModels
+from stemlog.runtime.runtime import Runtime, open_runtime
 from stemlog.runtime.signals import TerminalFact
-from stemlog.store.events import parse_run_id
 from stemlog.store.urls import parse_store_url
 
 Startable = str | Definable | WorkflowRef[Any]
 
 
 @final
-class WorkflowApp:
+class WorkflowApp(AsyncContextManagerMixin):
     """A stemlog engine embedded in your process. Create it with :meth:`open`."""
 
     def __init__(
@@ -52,13 +54,13 @@ class WorkflowApp:
         concurrency: int = 64,
     ) -> None:
         self.url = url
-        self._config = parse_store_url(url)
+        self._backend = parse_store_url(url)
         self._clock: Clock = clock or SystemClock()
         self._with_worker = worker
         self._lease = to_seconds(lease)
         self._concurrency = max(int(concurrency), 1)
         self._registry = Registry()
-        self._engine: Engine | None = None
+        self._runtime: Runtime | None = None
 
     @classmethod
     def open(
@@ -87,27 +89,23 @@ class WorkflowApp:
         """
         return cls(url, worker=worker, clock=clock, lease=lease, concurrency=concurrency)
 
-    async def __aenter__(self) -> WorkflowApp:
-        self._engine = await Engine.open(
-            self._config, self._registry, self._clock,
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncIterator[WorkflowApp]:
+        async with open_runtime(
+            self._backend, self._registry, self._clock,
             worker=self._with_worker, concurrency=self._concurrency, lease=self._lease,
-        )  # fmt: skip
-        return self
+        ) as runtime:  # fmt: skip
+            self._runtime = runtime
+            try:
+                yield self
+            finally:
+                self._runtime = None
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await engine.close()
-
-    def _open(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("the app is not open: use 'async with WorkflowApp.open(url) as app'")
-        return self._engine
+    def _open(self) -> Runtime:
+        runtime = self._runtime
+        if runtime is None:
+            raise AppNotOpenError()
+        return runtime
 
     # -- registration -----------------------------------------------------------
 
@@ -126,8 +124,9 @@ class WorkflowApp:
     def register_workflows(self, definitions: Sequence[Definable]) -> None:
         """Register definitions of either kind."""
         self._registry.add_all(definitions)
-        if self._engine is not None:
-            self._engine.recover_soon()
+        runtime = self._runtime
+        if runtime is not None:
+            runtime.recover_soon()
 
     def definitions(self) -> list[WorkflowDefinition]:
         """Every registered definition (to register the same ones in another app)."""
@@ -157,14 +156,11 @@ class WorkflowApp:
             UnknownWorkflowError: the workflow is not registered.
             InvalidPayloadError: params are not a mapping of JSON values.
         """
-        engine = self._open()
-        run = await engine.starter.start(
+        run = await self._open().commands.start(
             workflow, params, parent_run_id=parent_run_id, ttl=ttl, policy=policy
         )
-        run_id = run.state.run_id
-        if engine.worker is not None:
-            engine.worker.schedule(run_id, run)
-        return run_id
+        assert run is not None, "a fresh run id cannot conflict"
+        return run.state.run_id
 
     async def start_and_wait(
         self,
@@ -199,20 +195,20 @@ class WorkflowApp:
     ) -> WorkflowResult:
         # known_running: this app just started the run and its worker drives it,
         # so its terminal fact will pass through this app's commit listener.
-        engine = self._open()
+        runtime = self._open()
         with anyio.move_on_after(None if timeout is None else to_seconds(timeout)):
             while True:
-                ended = engine.signals.watch(run_id)
-                fact = engine.signals.ended(run_id)
+                ended = runtime.signals.watch(run_id)
+                fact = runtime.signals.ended(run_id)
                 if fact is not None:  # get_run/list_runs catch up before reading
                     return _result_of(run_id, fact)
                 if not known_running:
-                    state = (await engine.store.load(run_id)).state
+                    state = (await runtime.store.load(run_id)).state
                     if state.status.is_terminal:
                         return WorkflowResult(run_id, state.status, state.result, state.error)
                 known_running = False
                 await ended.wait()
-        state = (await engine.store.load(run_id)).state
+        state = (await runtime.store.load(run_id)).state
         return WorkflowResult(run_id, state.status, state.result, state.error, timed_out=True)
 
     async def emit(self, topic: str, payload: JSONValue = None) -> list[str]:
@@ -227,7 +223,7 @@ class WorkflowApp:
         """
         check_topic(topic)
         value = normalize_json(payload, "payload")
-        return await self._open().delivery.emit(topic, value)
+        return await self._open().commands.emit(topic, value)
 
     async def send(self, run_id: str, topic: str, payload: JSONValue = None) -> None:
         """Deliver ``payload`` to one run; kept until the run waits on ``topic``.
@@ -237,9 +233,10 @@ class WorkflowApp:
             RunEndedError: the run has ended.
             InvalidTopicError, InvalidPayloadError: bad input (nothing is written).
         """
+        parse_run_id(run_id)
         check_topic(topic)
         value = normalize_json(payload, "payload")
-        await self._open().delivery.send(run_id, topic, value)
+        await self._open().commands.send(run_id, topic, value)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
         """End a run and its running children as ``cancelled``.
@@ -250,7 +247,8 @@ class WorkflowApp:
             UnknownRunError: no such run.
             RunEndedError: the run has already ended.
         """
-        await self._open().delivery.cancel(run_id, reason)
+        parse_run_id(run_id)
+        await self._open().commands.cancel(run_id, reason)
 
     async def rewind(self, run_id: str, step: str) -> None:
         """Run ``step`` and the steps after it again (``RunRewound``; nothing is deleted).
@@ -259,7 +257,8 @@ class WorkflowApp:
             UnknownRunError: no such run.
             UnknownStepError: the run never ran ``step``.
         """
-        await self._open().delivery.rewind(run_id, step)
+        parse_run_id(run_id)
+        await self._open().commands.rewind(run_id, step)
 
     async def fork(self, run_id: str, step: str) -> str:
         """Start a new run whose history is this run's up to ``step``; returns its id.
@@ -270,10 +269,8 @@ class WorkflowApp:
             UnknownRunError: no such run.
             UnknownStepError: the run never ran ``step``.
         """
-        engine = self._open()
-        run = await engine.delivery.fork(engine.starter, run_id, step)
-        if engine.worker is not None:
-            engine.worker.schedule(run.state.run_id, run)
+        parse_run_id(run_id)
+        run = await self._open().commands.fork(run_id, step)
         return run.state.run_id
 
     async def import_history(self, history: Sequence[Fact], run_id: str) -> str:
@@ -288,14 +285,12 @@ class WorkflowApp:
             InvalidPayloadError: malformed history, or another history of that run
                 already exists here.
         """
-        engine = self._open()
-        run = await engine.starter.import_run(as_facts(history, str(parse_run_id(run_id))))
-        if engine.worker is not None:
-            engine.worker.schedule(run.state.run_id, run)
+        facts = as_facts(history, str(parse_run_id(run_id)))
+        run = await self._open().commands.import_run(facts)
         return run.state.run_id
 
     async def replay(self, run_id: str, *, until: int | None = None) -> ReplayReport:
-        """Replay a run against the definition it is pinned to (see :func:`stemlog.execution.replay`).
+        """Replay a run against the definition it is pinned to (see :func:`stemlog.replay`).
 
         Raises:
             UnknownRunError: no such run.
@@ -313,12 +308,12 @@ class WorkflowApp:
     # -- queries ----------------------------------------------------------------
 
     def _queries(self) -> Queries:
-        engine = self._open()
+        runtime = self._open()
         return Queries(
-            engine.views,
-            engine.lease_reader,
+            runtime.views,
+            runtime.leases,
             self._clock,
-            self._registry if engine.worker else None,
+            self._registry if runtime.worker else None,
         )
 
     async def get_run(self, run_id: str, *, consistent: bool = False) -> RunView | None:
@@ -376,9 +371,7 @@ class WorkflowApp:
         facts = await self._open().store.facts(run_id)
         if not facts:
             raise UnknownRunError(run_id)
-        return [
-            Fact(type(f).__name__, f.originator_version, f.timestamp, fact_fields(f)) for f in facts
-        ]
+        return [to_record(fact) for fact in facts]
 
 
 def _result_of(run_id: str, fact: TerminalFact) -> WorkflowResult:

@@ -11,6 +11,8 @@ from typing import Protocol, TypeAlias, final
 
 import anyio
 
+from stemlog.errors import InvalidPayloadError
+
 Duration: TypeAlias = float | int | timedelta
 """Float seconds or a ``timedelta``."""
 
@@ -19,22 +21,44 @@ def to_seconds(duration: Duration) -> float:
     """Convert a duration to float seconds; negative durations count as zero.
 
     Raises:
-        TypeError: ``duration`` is neither a number nor a ``timedelta``.
+        InvalidPayloadError: ``duration`` is neither a number nor a ``timedelta``.
     """
     if isinstance(duration, timedelta):
         seconds = duration.total_seconds()
     elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
         seconds = float(duration)
     else:
-        raise TypeError(f"a duration is float seconds or a timedelta, got {duration!r}")
+        raise InvalidPayloadError(
+            "a duration", f"float seconds or a timedelta are needed, got {duration!r}"
+        )
     return max(seconds, 0.0)
 
 
 def require_aware(moment: datetime, what: str) -> datetime:
-    """Return ``moment`` in UTC, refusing naive datetimes."""
+    """Return ``moment`` in UTC.
+
+    Raises:
+        InvalidPayloadError: ``moment`` is not a datetime, or a naive one.
+    """
+    if not isinstance(moment, datetime):
+        raise InvalidPayloadError(what, f"an aware datetime is needed, got {moment!r}")
     if moment.tzinfo is None:
-        raise ValueError(f"{what} must be an aware datetime, got a naive one")
+        raise InvalidPayloadError(what, "an aware datetime is needed, got a naive one")
     return moment.astimezone(UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware time as integer microseconds since the epoch (exact, index-friendly)."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """Integer microseconds since the epoch as an aware UTC time."""
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
 
 
 class Clock(Protocol):

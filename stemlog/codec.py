@@ -1,4 +1,4 @@
-"""JSON encoding with orjson: payload validation and the store's transcoder.
+"""JSON values with orjson: what a payload may be, and its normal form.
 
 A *JSON value* in stemlog is what orjson encodes: ``None``, bools, 64-bit ints,
 finite floats, strings, lists and dicts with string keys, plus what orjson
@@ -11,18 +11,17 @@ that cannot be stored is refused before anything is appended.
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import orjson
-from eventsourcing.persistence import Transcoder
 
 from stemlog.errors import InvalidPayloadError
 
-JSONValue: TypeAlias = Any
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 """A value made of JSON types only (see the module docstring)."""
 
-_DATETIME_TAG = "datetime_iso"
+JSONObject: TypeAlias = "dict[str, JSONValue]"
+"""A JSON object: params, error records, policies."""
 
 
 def _reject_non_finite(value: object) -> None:
@@ -52,10 +51,11 @@ def normalize_json(value: object, what: str) -> JSONValue:
         if b"null" in encoded:
             _reject_non_finite(value)
     except (TypeError, orjson.JSONEncodeError) as error:
-        raise InvalidPayloadError(what, str(error)) from None
+        raise InvalidPayloadError(what, f"cannot be stored as JSON: {error}") from None
     if value is None or type(value) in (str, bool, int):
-        return value
-    return orjson.loads(encoded)
+        return value  # type: ignore[return-value]  # checked by type() above
+    normal: JSONValue = orjson.loads(encoded)
+    return normal
 
 
 def dumps(value: JSONValue) -> bytes:
@@ -65,42 +65,5 @@ def dumps(value: JSONValue) -> bytes:
 
 def loads(data: bytes | str) -> JSONValue:
     """Decode JSON text or bytes."""
-    return orjson.loads(data)
-
-
-def _tag(value: object) -> object:
-    if isinstance(value, datetime):
-        return {"_type_": _DATETIME_TAG, "_data_": value.isoformat()}
-    raise TypeError(f"cannot store {type(value).__name__} in a fact")
-
-
-class OrjsonTranscoder(Transcoder):
-    """eventsourcing transcoder on orjson.
-
-    Writes the same bytes as eventsourcing's ``JSONTranscoder`` for the types
-    facts use (datetimes tagged ``datetime_iso``). Only top-level fields of a
-    fact can hold datetimes (``timestamp``, ``wake_at``, ``deadline``,
-    ``retry_at``), because user values are normalised to plain JSON before they
-    enter a fact, so decoding restores tags at the top level only.
-    """
-
-    def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, default=_tag, option=orjson.OPT_PASSTHROUGH_DATETIME)
-
-    def decode(self, data: bytes) -> Any:
-        return decode_fact_state(data)
-
-
-def decode_fact_state(data: bytes) -> Any:
-    """A stored fact's fields, with its top-level datetimes restored."""
-    state = orjson.loads(data)
-    if isinstance(state, dict):
-        for key in _TIME_FIELDS.intersection(state):
-            value = state[key]
-            if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
-                state[key] = datetime.fromisoformat(value["_data_"])
-    return state
-
-
-_TIME_FIELDS = frozenset({"timestamp", "deadline", "wake_at", "retry_at"})
-"""The only fields of a fact that hold datetimes (user values are plain JSON)."""
+    decoded: JSONValue = orjson.loads(data)
+    return decoded

@@ -8,12 +8,13 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     ├── UnknownWorkflowError (LookupError)   no definition registered under a name
     ├── UnknownRunError (LookupError)        no run with that id in the store
     ├── UnknownStepError (LookupError)       a rewind or fork to a step the run never ran
-    ├── InvalidPayloadError (ValueError)     params, values or payloads orjson cannot encode
+    ├── InvalidPayloadError (ValueError)     a value stemlog cannot keep: not JSON, a bad duration
     ├── InvalidTopicError (ValueError)       a topic that is not a non-empty string
     ├── InvalidDefinitionError (ValueError)  a malformed Flow or WorkflowScript
     ├── MissingValueError (LookupError)      a required param or previous value is absent
     ├── InvalidStoreURLError (ValueError)    a store URL stemlog does not understand
     ├── RunEndedError (RuntimeError)         a write to a run that has already ended
+    ├── AppNotOpenError (RuntimeError)       a call on an app outside ``async with``
     ├── WorkerAlreadyRunningError (RuntimeError) a second worker process on one SQLite file
     ├── NonDeterminismError (RuntimeError)   the code asked for another step than the log holds
     ├── StepFailedError (RuntimeError)       a script step failed and has no attempt left
@@ -65,12 +66,13 @@ class UnknownStepError(StemlogError, LookupError):
 
 @final
 class InvalidPayloadError(StemlogError, ValueError):
-    """A value cannot be stored as JSON (orjson refuses it)."""
+    """A value stemlog cannot keep as it is: params or payloads that are not JSON
+    values, a duration or a policy that means nothing, a malformed history."""
 
     def __init__(self, what: str, reason: str) -> None:
         self.what = what
         self.reason = reason
-        super().__init__(f"{what} cannot be stored as JSON: {reason}")
+        super().__init__(f"invalid {what}: {reason}")
 
 
 @final
@@ -120,6 +122,14 @@ class RunEndedError(StemlogError, RuntimeError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id} has ended ({status}) and takes no more input")
+
+
+@final
+class AppNotOpenError(StemlogError, RuntimeError):
+    """The app is used outside ``async with WorkflowApp.open(url) as app``."""
+
+    def __init__(self) -> None:
+        super().__init__("the app is not open: use 'async with WorkflowApp.open(url) as app'")
 
 
 @final

@@ -12,9 +12,13 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 from eventsourcing.popo import POPOTrackingRecorder
 
-from projections.rows import RunRow, timer_due, watcher_topic
-from projections.stats import StatsDelta, StepStats, WorkflowStats
+from projections.page import StatsDelta
+from projections.runs import RunRow
+from projections.step_stats import StepStats
+from projections.timers import timer_due
 from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
+from projections.watchers import watcher_topic
+from projections.workflow_stats import WorkflowStats
 from stemlog.model.children import CHILD_TOPIC_PREFIX
 
 
@@ -83,7 +87,7 @@ class POPORunsView(POPOTrackingRecorder):
         for key, flow in stats.workflows.items():
             merged = self._workflow_stats.setdefault(key, WorkflowStats(*key))
             merged.merge(flow)
-            if merged.count == 0 and not merged.histogram:
+            if merged.empty:
                 del self._workflow_stats[key]
 
     def stats(self) -> tuple[list[StepStats], list[WorkflowStats]]:

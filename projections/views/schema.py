@@ -9,21 +9,23 @@ text. The ``runs`` columns are exactly the fields of :class:`RunRow`.
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from projections.rows import RunRow
-from projections.stats import StepStats, WorkflowStats
+from projections.runs import RunRow
+from projections.step_stats import StepStats
+from projections.workflow_stats import WorkflowStats
+from stemlog.clock import from_micros, to_micros
 from stemlog.model.records import RunStatus
 
 MODEL_VERSIONS: dict[str, int] = {
-    "runs": 1,
+    "runs": 2,
     "watchers": 1,
     "timers": 1,
     "step_stats": 1,
-    "workflow_stats": 1,
+    "workflow_stats": 2,
 }
 """Each read model's name and version; a stored version that differs rebuilds the models."""
 
@@ -35,12 +37,11 @@ _RUN_TYPES = {
     "result": "TEXT", "error": "TEXT", "current_step": "TEXT", "wait_topic": "TEXT",
     "wake_at": "BIGINT", "deadline": "BIGINT", "retry_at": "BIGINT",
     "attempts": "INTEGER NOT NULL", "cancel_reason": "TEXT", "ended_at": "BIGINT",
-    "inbox": "TEXT NOT NULL", "max_run": "DOUBLE PRECISION", "max_suspend": "DOUBLE PRECISION",
-    "suspended_at": "BIGINT", "expires_at": "BIGINT", "step_started_at": "BIGINT",
+    "expires_at": "BIGINT", "due_at": "BIGINT", "state": "TEXT NOT NULL",
 }  # fmt: skip
 COLUMNS = tuple(field.name for field in fields(RunRow))
 assert set(COLUMNS) == set(_RUN_TYPES), "the runs table must hold exactly RunRow's fields"
-_JSON = frozenset({"params", "result", "error", "inbox"})
+_JSON = frozenset({"params", "result", "error", "state"})
 _TIMES = frozenset(c for c in COLUMNS if c.endswith("_at")) | {"deadline"}
 
 MODEL_TABLES = ("runs", "watchers", "timers", "step_stats", "workflow_stats")
@@ -68,11 +69,9 @@ CREATE = (
     "count BIGINT NOT NULL, histogram TEXT NOT NULL, max_seconds DOUBLE PRECISION NOT NULL, "
     "PRIMARY KEY (workflow, status))",
     "CREATE TABLE IF NOT EXISTS {models} (name TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS {leases} (run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-    "expires_at BIGINT NOT NULL)",
 )
-SIDE_TABLES = ("models", "leases")
-"""Tables beside the models: their versions, and the workers' leases (kept on rebuild)."""
+SIDE_TABLES = ("models",)
+"""Tables beside the models: their versions (kept on rebuild)."""
 UPSERT_RUN = (
     "INSERT INTO {runs} (" + ", ".join(COLUMNS) + ") VALUES ("
     + ", ".join("?" for _ in COLUMNS) + ") ON CONFLICT (run_id) DO UPDATE SET "
@@ -102,18 +101,13 @@ def _json_text(value: Any) -> str:
 
 
 def micros(moment: datetime | None) -> int | None:
-    """A time as integer microseconds since the epoch."""
-    if moment is None:
-        return None
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    """A time as integer microseconds since the epoch (``None`` stays ``None``)."""
+    return None if moment is None else to_micros(moment)
 
 
 def moment(value: int | None) -> datetime | None:
-    """Integer microseconds since the epoch as an aware UTC time."""
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+    """Integer microseconds since the epoch as an aware UTC time (``None`` stays ``None``)."""
+    return None if value is None else from_micros(value)
 
 
 _ENCODERS: list[tuple[int, Any]] = [
@@ -128,7 +122,7 @@ def row_to_record(row: RunRow) -> tuple[Any, ...]:
     values = [getattr(row, column) for column in COLUMNS]
     for index, encode in _ENCODERS:
         value = values[index]
-        if value is not None or COLUMNS[index] == "inbox":
+        if value is not None or COLUMNS[index] == "state":
             values[index] = encode(value)
     return tuple(values)
 

@@ -1,4 +1,9 @@
-"""The read models in SQL, for SQLite and PostgreSQL (schema in :mod:`projections.views.schema`)."""
+"""The read models in SQL: the queries SQLite and PostgreSQL share.
+
+The schema is :mod:`projections.views.schema`; each backend
+(:mod:`projections.views.sqlite`, :mod:`projections.views.postgres`) renders
+the templates and supplies its transactions.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,26 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
-from psycopg.sql import SQL, Composed, Identifier
-
-from projections.rows import RunRow, timer_due, watcher_topic
-from projections.stats import StatsDelta, StepStats, WorkflowStats
+from projections.page import StatsDelta
+from projections.runs import RunRow
+from projections.step_stats import StepStats
+from projections.timers import timer_due
 from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
 from projections.views import schema
+from projections.watchers import watcher_topic
+from projections.workflow_stats import WorkflowStats
 from stemlog.model.children import CHILD_TOPIC_PREFIX
 
 _NEW: Any = object()
 """Marks a run the page started: it has no rows elsewhere to delete."""
 
 
-def _values(record: Any) -> tuple[Any, ...]:
+def record_values(record: Any) -> tuple[Any, ...]:
     # psycopg's dict rows iterate over keys, sqlite3.Row over values.
     return tuple(record.values()) if isinstance(record, dict) else tuple(record)
 
 
-class _SQLRunsView:
+class SQLRunsView:
     """The queries; a backend supplies ``_sql`` and ``_transaction``."""
 
     def render(self, template: str) -> Any:
@@ -247,7 +252,7 @@ class _SQLRunsView:
             self._begin_snapshot(cursor)
             for table, order in orders.items():
                 cursor.execute(self.render(f"SELECT * FROM {{{table}}} ORDER BY {order}"))
-                dumped[table] = [_values(record) for record in cursor.fetchall()]
+                dumped[table] = [record_values(record) for record in cursor.fetchall()]
             cursor.execute(
                 self.render("SELECT notification_id FROM {tracking} WHERE application_name = ?"),
                 (APPLICATION_NAME,),
@@ -258,60 +263,3 @@ class _SQLRunsView:
 
     def _begin_snapshot(self, cursor: Any) -> None:
         """SQLite's read transaction is a snapshot already (WAL)."""
-
-
-class SQLiteRunsView(_SQLRunsView, SQLiteTrackingRecorder):
-    """The models in the SQLite file of the log (tables ``stemlog_runs``, ...)."""
-
-    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
-        names = (*schema.MODEL_TABLES, *schema.INDEXES, *schema.SIDE_TABLES)
-        self._names = {name: f"stemlog_{name}" for name in names}
-        self._names["tracking"] = "tracking"
-        self._rendered: dict[str, str] = {}
-        super().__init__(datastore, **kwargs)
-
-    def construct_create_table_statements(self) -> list[str]:
-        statements = super().construct_create_table_statements()
-        return [*statements, *(self.render(t) for t in schema.CREATE)]
-
-    def render(self, template: str) -> str:
-        rendered = self._rendered.get(template)
-        if rendered is None:
-            rendered = self._rendered[template] = template.format(**self._names)
-        return rendered
-
-    def transaction(self, *, commit: bool) -> Any:
-        return self.datastore.transaction(commit=commit)
-
-    def close(self) -> None:
-        """The datastore is shared with the log's application, which closes it."""
-
-
-class PostgresRunsView(_SQLRunsView, PostgresTrackingRecorder):
-    """The models in the PostgreSQL database of the log (tables ``stemlog_runs``, ...)."""
-
-    def _begin_snapshot(self, cursor: Any) -> None:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-
-    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        tables = (*schema.MODEL_TABLES, *schema.SIDE_TABLES)
-        self._names = {n: Identifier(self.datastore.schema, f"stemlog_{n}") for n in tables}
-        self._names |= {name: Identifier(f"stemlog_{name}") for name in schema.INDEXES}
-        self._names["tracking"] = Identifier(self.datastore.schema, self.tracking_table_name)
-        self._rendered: dict[str, Composed] = {}
-        for template in schema.CREATE:
-            self.sql_create_statements.append(self.render(template))
-
-    def render(self, template: str) -> Composed:
-        rendered = self._rendered.get(template)
-        if rendered is None:
-            text = template.replace("?", "%s")
-            rendered = self._rendered[template] = SQL(text).format(**self._names)
-        return rendered
-
-    def transaction(self, *, commit: bool) -> Any:
-        return self.datastore.transaction(commit=commit)
-
-    def close(self) -> None:
-        """The datastore is shared with the log's application, which closes it."""

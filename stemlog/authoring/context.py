@@ -11,22 +11,34 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, final
+from typing import Any, Protocol, TypeAlias, TypeVar, final
 
+from stemlog.authoring.interrupts import SuspendStep
 from stemlog.clock import Clock, Duration, require_aware, to_seconds
 from stemlog.codec import JSONValue
-from stemlog.errors import EventTimeoutError, InvalidTopicError, MissingValueError
-from stemlog.model.children import ChildLauncher, child_run_id, child_topic, unwrap_outcome
-from stemlog.model.fold import Resume, ResumeKind
+from stemlog.errors import EventTimeoutError, InvalidTopicError, MissingValueError, StemlogError
+from stemlog.model.children import child_run_id, child_topic, unwrap_outcome
+from stemlog.model.state import Resume, ResumeKind
 
 T = TypeVar("T")
 
+StepHandler: TypeAlias = Callable[[Any], Any]
+"""A step body: takes the step context, returns a JSON value (sync or async)."""
 
-class SuspendStep(BaseException):
-    """Unwinds an async handler at ``await ctx.wait_for_event``/``sleep_for``.
+__all__ = [
+    "ChildLauncher", "FlowContext", "ScriptStepContext", "ScriptStepHandler", "StepContext",
+    "StepHandler", "SuspendStep", "WaitRequest", "check_topic",
+]  # fmt: skip
 
-    A ``BaseException`` so that a handler's ``except Exception`` cannot swallow it.
-    """
+
+class ChildLauncher(Protocol):
+    """What a step context needs to start a child run (the runtime provides it)."""
+
+    async def start_child(
+        self, workflow: Any, params: Any, parent_run_id: str, run_id: str
+    ) -> str:
+        """Start (or find, if it exists) the child run ``run_id``; returns its id."""
+        ...
 
 
 @final
@@ -252,7 +264,7 @@ class StepContext:
         started. Returns the child's run id.
         """
         if self._children is None:
-            raise RuntimeError("child workflows need a running app")
+            raise StemlogError("child workflows need an open app: this context has none")
         scope = f"{self.step_name}#{self.iteration}/{self._generation}/{self._child_calls}"
         self._child_calls += 1
         run_id = child_run_id(self.run_id, scope)
@@ -283,3 +295,7 @@ class FlowContext(StepContext):
 @final
 class ScriptStepContext(StepContext):
     """The context of a script checkpoint (``script.step``)."""
+
+
+ScriptStepHandler: TypeAlias = Callable[[ScriptStepContext], Any]
+"""A script checkpoint's body (``script.step(name, fn)``)."""

@@ -8,16 +8,22 @@ and the step fails once ``max_attempts`` starts have been used, from the
 applicable policy or, with none, from ``RetryPolicy()``; so a step that kills
 its process fails the run instead of looping forever, while a run that meets
 one crash simply resumes.
+
+:class:`CancellationPolicy` is part of a run's state, so it is defined in
+:mod:`stemlog.model.policy` and re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, final
+from typing import final
 
 from stemlog.clock import Duration, to_seconds
-from stemlog.codec import JSONValue
+from stemlog.errors import InvalidPayloadError
+from stemlog.model.policy import CancellationPolicy
+
+__all__ = ["DEFAULT_CRASH_ATTEMPTS", "CancellationPolicy", "RetryPolicy"]
 
 
 @final
@@ -30,6 +36,10 @@ class RetryPolicy:
     ``n + 1``, up to ``max_attempts`` attempts. Exceptions that are instances
     of a class in ``non_retryable`` fail the step at once. The wait is a
     durable timer: it survives a restart.
+
+    Raises:
+        InvalidPayloadError: a field that means nothing (``max_attempts < 1``,
+            ``backoff < 1``, a delay that is not a duration).
     """
 
     max_attempts: int = 3
@@ -39,10 +49,15 @@ class RetryPolicy:
     non_retryable: tuple[type[BaseException], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        if self.backoff < 1.0:
-            raise ValueError(f"backoff must be >= 1.0, got {self.backoff!r}")
+        attempts = self.max_attempts
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            raise InvalidPayloadError(
+                "RetryPolicy.max_attempts", f"an int >= 1 is needed, got {attempts!r}"
+            )
+        if not isinstance(self.backoff, int | float) or not self.backoff >= 1.0:
+            raise InvalidPayloadError(
+                "RetryPolicy.backoff", f"a number >= 1.0 is needed, got {self.backoff!r}"
+            )
         to_seconds(self.initial_delay)
         to_seconds(self.max_delay)
         object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
@@ -59,35 +74,3 @@ class RetryPolicy:
 
 DEFAULT_CRASH_ATTEMPTS = RetryPolicy().max_attempts
 """Starts a step gets when no policy applies and its worker keeps dying."""
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class CancellationPolicy:
-    """Limits after which the worker cancels a run by itself.
-
-    ``max_run_duration`` counts from the run's start; ``max_suspend_duration``
-    from the moment it last suspended. The run ends ``cancelled`` with the
-    reason ``"max_run_duration"`` or ``"max_suspend_duration"``.
-    """
-
-    max_run_duration: Duration | None = None
-    max_suspend_duration: Duration | None = None
-
-    def to_json(self) -> dict[str, JSONValue]:
-        """The form stored in ``RunStarted.policy`` (seconds)."""
-        return {
-            "max_run_duration": _seconds_or_none(self.max_run_duration),
-            "max_suspend_duration": _seconds_or_none(self.max_suspend_duration),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> CancellationPolicy | None:
-        """The policy stored in a ``RunStarted`` fact, if any."""
-        if not data:
-            return None
-        return cls(data.get("max_run_duration"), data.get("max_suspend_duration"))
-
-
-def _seconds_or_none(duration: Duration | None) -> float | None:
-    return None if duration is None else to_seconds(duration)

@@ -4,17 +4,39 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import Any, Generic, Protocol, TypeVar, final
 
-from stemlog.authoring.definitions import WorkflowDefinition
+from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.clock import Duration
 from stemlog.errors import InvalidPayloadError
+from stemlog.model.policy import CancellationPolicy
 from stemlog.model.records import WorkflowResult
 
-if TYPE_CHECKING:
-    from stemlog.app import WorkflowApp
-
 P = TypeVar("P")
+
+
+class AppLike(Protocol):
+    """What refs and definitions need of an app (``WorkflowApp`` is one)."""
+
+    async def start(
+        self,
+        workflow: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        parent_run_id: str | None = None,
+        ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
+    ) -> str: ...
+
+    async def start_and_wait(
+        self,
+        workflow: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: Duration | None = None,
+    ) -> WorkflowResult: ...
+
+    async def wait_for(self, run_id: str, timeout: Duration | None = None) -> WorkflowResult: ...
 
 
 def encode_params_object(params: Any) -> Mapping[str, Any]:
@@ -65,7 +87,7 @@ class WorkflowRef(Generic[P]):
 
     async def start(
         self,
-        app: WorkflowApp,
+        app: AppLike,
         params: P | None = None,
         parent_run_id: str | None = None,
         ttl: Duration | None = None,
@@ -76,13 +98,13 @@ class WorkflowRef(Generic[P]):
         )
 
     async def start_and_wait(
-        self, app: WorkflowApp, params: P | None = None, timeout: Duration | None = None
+        self, app: AppLike, params: P | None = None, timeout: Duration | None = None
     ) -> WorkflowResult:
         """Start a run and wait for it to end (or ``timeout``)."""
         return await app.start_and_wait(self.definition, self.encode(params), timeout=timeout)
 
     async def wait_for(
-        self, app: WorkflowApp, run_id: str, timeout: Duration | None = None
+        self, app: AppLike, run_id: str, timeout: Duration | None = None
     ) -> WorkflowResult:
         """Wait for a run of this definition to end (or ``timeout``)."""
         return await app.wait_for(run_id, timeout=timeout)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import final
 
-from stemlog.authoring.definitions import Definable, WorkflowDefinition, as_definition
+from stemlog.authoring.definition import WorkflowDefinition
+from stemlog.authoring.workflows import Definable, as_definition
 from stemlog.errors import InvalidDefinitionError, UnknownWorkflowError
 
 

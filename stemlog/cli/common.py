@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 
 from stemlog.app import WorkflowApp
-from stemlog.authoring.definitions import Flow, WorkflowDefinition, WorkflowScript
+from stemlog.authoring.definition import WorkflowDefinition
+from stemlog.authoring.workflows import Flow, WorkflowScript
 from stemlog.errors import StemlogError
 
 T = TypeVar("T")

@@ -96,7 +96,8 @@ def format_timeline(history: Sequence[Fact], divergence_at: int | None = None) -
     start = history[0].timestamp if history else None
     opened: dict[tuple[str, int], datetime] = {}
     for fact in history:
-        key = (str(fact.data.get("step")), int(fact.data.get("iteration") or 0))
+        iteration = fact.data.get("iteration")
+        key = (str(fact.data.get("step")), iteration if isinstance(iteration, int) else 0)
         duration = ""
         if fact.type == "StepStarted":
             opened[key] = fact.timestamp

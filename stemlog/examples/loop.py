@@ -6,9 +6,9 @@ from stemlog import ScriptContext, ScriptStepContext, WorkflowScript
 
 
 async def _run(script: ScriptContext) -> int:
-    items = int(script.param("items", 3))
+    items = script.param("items", 3)
     total = 0
-    for index in range(items):
+    for index in range(items if isinstance(items, int) else 3):
 
         def process(ctx: ScriptStepContext, index: int = index) -> int:
             return index * 10

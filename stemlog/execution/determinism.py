@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stemlog.authoring.definitions import StepSpec
+from stemlog.authoring.definition import StepSpec
 from stemlog.errors import NonDeterminismError
-from stemlog.model.fold import RunState, StepKey, step_label
+from stemlog.model.state import RunState, StepKey, step_label
 
 
 def check_flow(

@@ -1,4 +1,10 @@
-"""How a step's handler is called and how its outcome unwinds the executor."""
+"""How a step's handler is called, and how its outcome unwinds the executor.
+
+A handler or a script's ``run`` may run its own anyio task groups, so the
+internal signals (:class:`~stemlog.authoring.interrupts.RunInterrupt`) can
+reach the executor wrapped in exception groups. :func:`interrupt_of` finds
+them there; cancellation is never taken for one of them and never swallowed.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,34 @@ from typing import Any
 import anyio
 from anyio import CapacityLimiter
 
-from stemlog.authoring.context import StepContext
-from stemlog.authoring.definitions import StepHandler
-from stemlog.model.fold import StepKey
+from stemlog.authoring.context import StepContext, StepHandler
+from stemlog.authoring.interrupts import RunInterrupt, SuspendStep
 from stemlog.model.records import ErrorInfo
+from stemlog.model.state import StepKey
+
+__all__ = [
+    "RetryScheduled",
+    "StepError",
+    "StopDrive",
+    "SuspendStep",
+    "Suspended",
+    "call_handler",
+    "error_info",
+    "interrupt_of",
+    "is_cancellation",
+]  # fmt: skip
 
 
-class Suspended(BaseException):
-    """The run recorded a wait; unwinds a script's ``run`` (internal)."""
+class Suspended(RunInterrupt):
+    """The run recorded a wait (flushed); unwinds a script's ``run``."""
 
 
-class RetryScheduled(BaseException):
-    """A failed step waits for its next attempt; unwinds a script's ``run`` (internal)."""
+class RetryScheduled(RunInterrupt):
+    """A failed step waits for its next attempt (flushed); unwinds a script's ``run``."""
+
+
+class StopDrive(RunInterrupt):
+    """The run moved on under the executor (ended, cancelled, or taken over)."""
 
 
 class StepError(Exception):
@@ -31,6 +53,42 @@ class StepError(Exception):
         super().__init__(info.message)
         self.key = key
         self.info = info
+
+
+_PRECEDENCE: tuple[type[RunInterrupt], ...] = (StopDrive, Suspended, RetryScheduled, SuspendStep)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def is_cancellation(error: BaseException) -> bool:
+    """Whether ``error`` is (or holds) the event loop's cancellation, which must propagate."""
+    cancelled = anyio.get_cancelled_exc_class()
+    return any(isinstance(leaf, cancelled) for leaf in _leaves(error))
+
+
+def interrupt_of(error: BaseException) -> RunInterrupt | None:
+    """The internal signal ``error`` stands for, or ``None`` if it is a real error.
+
+    A group counts as a signal when every exception in it is one (a handler's
+    task group whose tasks suspended); a :class:`StopDrive` anywhere wins,
+    since the run has moved on whatever else happened.
+    """
+    leaves = _leaves(error)
+    signals = [leaf for leaf in leaves if isinstance(leaf, RunInterrupt)]
+    stop = next((leaf for leaf in signals if isinstance(leaf, StopDrive)), None)
+    if stop is not None:
+        return stop
+    if not signals or len(signals) != len(leaves):
+        return None
+    return min(signals, key=_rank)
+
+
+def _rank(signal: RunInterrupt) -> int:
+    return next((i for i, kind in enumerate(_PRECEDENCE) if isinstance(signal, kind)), 99)
 
 
 def error_info(error: BaseException) -> ErrorInfo:

@@ -17,16 +17,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, final
 
-from stemlog.authoring.definitions import Definable, ScriptStepHandler, as_definition
+from stemlog.authoring.context import ScriptStepHandler
+from stemlog.authoring.interrupts import RunInterrupt
 from stemlog.authoring.policies import RetryPolicy
+from stemlog.authoring.script import ScriptContext
+from stemlog.authoring.workflows import Definable, as_definition
 from stemlog.codec import JSONValue
-from stemlog.errors import NonDeterminismError
+from stemlog.errors import InvalidPayloadError, NonDeterminismError
 from stemlog.execution.determinism import check_flow
-from stemlog.execution.script import ScriptContext
 from stemlog.model.facts import AnyFact
-from stemlog.model.fold import RunState, StepKey, evolve, fold, step_label
+from stemlog.model.fold import evolve, fold
 from stemlog.model.history import as_facts
 from stemlog.model.records import Fact, RunStatus, WorkflowKind
+from stemlog.model.state import RunState, StepKey, step_label
 
 
 @final
@@ -69,7 +72,7 @@ class ReplayReport:
         return fold(self.facts[:position])
 
 
-class _ReplayStopped(BaseException):
+class _ReplayStopped(RunInterrupt):
     """The code asked for a step the history has no outcome for."""
 
 
@@ -123,7 +126,7 @@ def replay(
 
 def _fold_with_snapshots(facts: list[AnyFact]) -> tuple[list[StateSnapshot], RunState]:
     if not facts:
-        raise ValueError("a history holds at least RunStarted")
+        raise InvalidPayloadError("history", "a history holds at least RunStarted")
     state = fold(facts[:1])
     snapshots = [_snapshot(state, facts[0])]
     for fact in facts[1:]:

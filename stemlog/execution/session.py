@@ -15,33 +15,23 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from stemlog.errors import RunEndedError
-from stemlog.model.fold import RunState
+from stemlog.execution.outcomes import StopDrive, interrupt_of, is_cancellation
 from stemlog.model.run import Run, StaleDecisionError
+from stemlog.model.state import RunState
 
 Intent = Callable[[Run], None]
 
 _MAX_CONFLICTS = 20
 
 
-class ConflictError(Exception):
-    """A commit lost an optimistic-concurrency race (internal)."""
-
-
-class StopDrive(BaseException):
-    """The run moved on under the executor (ended, cancelled, or taken over).
-
-    A ``BaseException`` so that workflow code cannot swallow it.
-    """
-
-
-class RunStore(Protocol):
+class RunWriter(Protocol):
     """What a session needs from the store."""
 
-    def commit(self, run: Run) -> Awaitable[None]:
-        """Append the run's pending facts durably; raises ConflictError on a lost race."""
+    async def commit(self, *runs: Run) -> bool:
+        """Append the runs' pending facts durably; ``False`` when another writer won."""
         ...
 
-    def load(self, run_id: str) -> Awaitable[Run]:
+    async def load(self, run_id: str) -> Run:
         """The run as stored now."""
         ...
 
@@ -49,7 +39,7 @@ class RunStore(Protocol):
 class RunSession:
     """One run under execution, with its uncommitted intents."""
 
-    def __init__(self, run: Run, store: RunStore) -> None:
+    def __init__(self, run: Run, store: RunWriter) -> None:
         self.run = run
         self._store = store
         self._pending: list[Intent] = []
@@ -83,13 +73,10 @@ class RunSession:
         for _ in range(_MAX_CONFLICTS):
             if not self._pending:
                 return
-            try:
-                await self._store.commit(self.run)
-            except ConflictError:
-                await self._reapply()
-            else:
+            if await self._store.commit(self.run):
                 self._pending.clear()
                 return
+            await self._reapply()
         raise StopDrive
 
     async def _reapply(self) -> None:
@@ -102,8 +89,10 @@ class RunSession:
             raise StopDrive from None
 
     async def run_with(self, action: Callable[[], Awaitable[None]]) -> None:
-        """Run ``action``; a :class:`StopDrive` inside it ends quietly."""
+        """Run ``action``; a :class:`StopDrive` inside it (also in a group) ends quietly."""
         try:
             await action()
-        except StopDrive:
+        except BaseException as error:
+            if is_cancellation(error) or not isinstance(interrupt_of(error), StopDrive):
+                raise
             self._pending.clear()

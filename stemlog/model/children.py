@@ -11,7 +11,7 @@ is idempotent); ``start_child_and_wait`` suspends on that topic.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid5
 
 from stemlog.codec import JSONValue
@@ -43,18 +43,9 @@ def child_outcome(status: str, result: JSONValue, error: dict[str, Any] | None) 
 def unwrap_outcome(child_id: str, outcome: Any) -> JSONValue:
     """The child's result, or its failure raised as :class:`ChildWorkflowError`."""
     if outcome.get("status") == "completed":
-        return outcome.get("result")
+        result: JSONValue = outcome.get("result")
+        return result
     error = outcome.get("error") or {}
     raise ChildWorkflowError(
         child_id, str(outcome.get("status")), error.get("type"), str(error.get("message", ""))
     )
-
-
-class ChildLauncher(Protocol):
-    """What a step context needs to start a child run."""
-
-    async def start_child(
-        self, workflow: Any, params: Any, parent_run_id: str, run_id: str
-    ) -> str:
-        """Start (or find, if it exists) the child run ``run_id``; returns its id."""
-        ...

@@ -7,18 +7,23 @@ JSON values and aware UTC datetimes; user values are normalised by
 :func:`stemlog.codec.normalize_json` before a fact is triggered.
 
 Facts do not know how state evolves; applying one to a run delegates to
-:func:`stemlog.model.fold.evolve` through the aggregate.
+:func:`stemlog.model.fold.evolve` through the aggregate. :func:`make_fact`
+builds a fact from stored fields without running ``__init__`` (as
+eventsourcing's mapper does), for the store's decoder and for imported
+histories alike.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, cast
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
-from stemlog.codec import JSONValue
+from stemlog.codec import JSONObject, JSONValue
+from stemlog.model.records import WorkflowKind
 
 
 class _AppliesFacts(Protocol):
@@ -46,14 +51,14 @@ class RunStarted(Aggregate.Created):
 
     TOPIC = "stemlog:RunStarted"
     workflow: str
-    kind: str
+    kind: WorkflowKind
     workflow_version: int
-    params: dict[str, JSONValue]
+    params: JSONObject
     fingerprint: str
     parent_run_id: str | None
-    policy: dict[str, JSONValue] | None
+    policy: JSONObject | None
     ttl: float | None
-    forked_from: dict[str, JSONValue] | None
+    forked_from: JSONObject | None
 
     def apply(self, aggregate: Any) -> None:
         target: _AppliesFacts = aggregate
@@ -85,7 +90,7 @@ class StepFailed(RunFact):
     step: str
     iteration: int
     attempt: int
-    error: dict[str, JSONValue]
+    error: JSONObject
     retry_at: datetime | None
 
 
@@ -141,7 +146,7 @@ class RunFailed(RunFact):
     """Terminal: retries exhausted, non-determinism, or an error in ``run``."""
 
     TOPIC = "stemlog:RunFailed"
-    error: dict[str, JSONValue]
+    error: JSONObject
 
 
 class RunCancelled(RunFact):
@@ -190,14 +195,37 @@ FACT_TYPES: tuple[type[Any], ...] = (
     RunRewound,
 )
 FACTS_BY_NAME: dict[str, type[Any]] = {cls.__name__: cls for cls in FACT_TYPES}
+FACTS_BY_TOPIC: dict[str, type[Any]] = {cls.TOPIC: cls for cls in FACT_TYPES}
 TERMINAL_FACTS: tuple[type[Any], ...] = (RunCompleted, RunFailed, RunCancelled)
 
 _RESERVED = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
-def fact_fields(fact: AnyFact) -> dict[str, JSONValue]:
+def fact_fields(fact: AnyFact) -> dict[str, Any]:
     """The stored fields of a fact, without eventsourcing's own attributes."""
     return {k: v for k, v in fact.__dict__.items() if k not in _RESERVED}
+
+
+RUN_TOPIC = "stemlog:Run"
+"""The ``originator_topic`` of ``RunStarted``: the aggregate class's topic."""
+
+
+def make_fact(cls: type[Any], run_id: UUID, position: int, fields: dict[str, Any]) -> AnyFact:
+    """A fact of class ``cls`` from its stored fields (``timestamp`` among them).
+
+    No ``__init__`` runs, as when eventsourcing decodes an event; the one
+    field whose stored form differs from its type (``RunStarted.kind``) is
+    converted here.
+    """
+    fact = object.__new__(cls)
+    state = fact.__dict__
+    state.update(fields)
+    state["originator_id"] = run_id
+    state["originator_version"] = position
+    if cls is RunStarted:
+        state["kind"] = WorkflowKind(state["kind"])
+        state.setdefault("originator_topic", RUN_TOPIC)
+    return cast(AnyFact, fact)
 
 
 register_topic(RunFact.TOPIC, RunFact)

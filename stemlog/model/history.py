@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
 from uuid import UUID
 
 import orjson
 
 from stemlog.errors import InvalidPayloadError
-from stemlog.model.facts import FACTS_BY_NAME, AnyFact, RunStarted, fact_fields
+from stemlog.model.facts import FACTS_BY_NAME, AnyFact, fact_fields, make_fact
 from stemlog.model.records import Fact
 
 _DATETIME_FIELDS = frozenset({"deadline", "wake_at", "retry_at"})
-_RUN_TOPIC = "stemlog:Run"
 
 
 def to_record(fact: AnyFact) -> Fact:
@@ -37,17 +35,11 @@ def to_fact(record: Fact, run_id: str) -> AnyFact:
     cls = FACTS_BY_NAME.get(record.type)
     if cls is None:
         raise InvalidPayloadError("history", f"unknown fact type {record.type!r}")
-    fact = object.__new__(cls)
-    state: dict[str, Any] = {
-        "originator_id": UUID(run_id),
-        "originator_version": record.position,
-        "timestamp": record.timestamp,
-        **record.data,
-    }
-    if cls is RunStarted:
-        state["originator_topic"] = _RUN_TOPIC
-    fact.__dict__.update(state)
-    return cast(AnyFact, fact)
+    try:
+        return make_fact(cls, UUID(run_id), record.position,
+                         {**record.data, "timestamp": record.timestamp})  # fmt: skip
+    except (KeyError, ValueError) as error:
+        raise InvalidPayloadError("history", f"malformed {record.type}: {error}") from None
 
 
 def as_facts(history: Iterable[Fact | AnyFact], run_id: str | None = None) -> list[AnyFact]:

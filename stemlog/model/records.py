@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, final
+from typing import final
 
-from stemlog.codec import JSONValue
+from stemlog.codec import JSONObject, JSONValue
 from stemlog.errors import ResultNotAvailableError
 
 
@@ -45,12 +45,21 @@ class ErrorInfo:
     message: str
     traceback: str | None = None
 
-    def to_json(self) -> dict[str, str | None]:
+    def to_json(self) -> JSONObject:
+        """The form stored in facts (``StepFailed.error``, ``RunFailed.error``)."""
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ErrorInfo:
-        return cls(str(data["type"]), str(data["message"]), data.get("traceback"))
+    def from_json(cls, data: JSONValue) -> ErrorInfo:
+        """The error a fact recorded."""
+        if not isinstance(data, dict):
+            return cls("stemlog.UnreadableError", repr(data))
+        traceback = data.get("traceback")
+        return cls(
+            str(data.get("type")),
+            str(data.get("message")),
+            traceback if isinstance(traceback, str) else None,
+        )
 
 
 @final

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from stemlog.codec import JSONValue
+from stemlog.codec import JSONObject, JSONValue
 from stemlog.errors import RunEndedError, UnknownStepError
 from stemlog.model.facts import (
     AnyFact,
@@ -32,8 +32,9 @@ from stemlog.model.facts import (
     StepFailed,
     StepStarted,
 )
-from stemlog.model.fold import RunState, StepKey, evolve, start_state
+from stemlog.model.fold import evolve, start_state
 from stemlog.model.records import RunStatus
+from stemlog.model.state import RunState, StepKey
 
 
 class StaleDecisionError(Exception):
@@ -95,7 +96,7 @@ class Run(Aggregate):
     def fail_step(
         self,
         key: StepKey,
-        error: dict[str, JSONValue],
+        error: JSONObject,
         retry_at: datetime | None,
         at: datetime,
     ) -> None:
@@ -159,7 +160,7 @@ class Run(Aggregate):
             raise StaleDecisionError("only a running run with no step in flight can complete")
         self.trigger_event(RunCompleted, result=result, timestamp=at)
 
-    def fail(self, error: dict[str, JSONValue], at: datetime) -> None:
+    def fail(self, error: JSONObject, at: datetime) -> None:
         self._live()
         self.trigger_event(RunFailed, error=error, timestamp=at)
 

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import final
 
-from projections.rows import RunRow, apply_facts, start_row
-from projections.stats import StepStats, WorkflowStats
+from projections.runs import RunRow, row_of
+from projections.step_stats import StepStats
 from projections.view import RunsQuery
+from projections.workflow_stats import WorkflowStats
 from stemlog.authoring.registry import Registry
 from stemlog.clock import Clock
-from stemlog.model.facts import AnyFact, RunStarted
+from stemlog.model.facts import AnyFact
+from stemlog.model.fold import fold
 from stemlog.model.records import ErrorInfo, RunStatus, RunView, WorkflowKind
-from stemlog.runtime.views import ViewKeeper
-from stemlog.store.leases import Leases
+from stemlog.runtime.read_side import ReadSide
+from stemlog.store.base import Leases
 
 
 @final
@@ -33,7 +35,7 @@ class Queries:
 
     def __init__(
         self,
-        views: ViewKeeper,
+        views: ReadSide,
         leases: Leases | None,
         clock: Clock,
         registry: Registry | None = None,
@@ -50,12 +52,7 @@ class Queries:
 
     async def fold_view(self, facts: Sequence[AnyFact]) -> RunView:
         """The view of a run computed from its facts (``get_run(consistent=True)``)."""
-        first = facts[0]
-        assert isinstance(first, RunStarted)
-        row = start_row(first, seq=0)
-        if len(facts) > 1:
-            row = apply_facts(row, list(facts[1:]))
-        return (await self._to_views([row]))[0]
+        return (await self._to_views([row_of(fold(facts), seq=0)]))[0]
 
     async def list_runs(
         self,

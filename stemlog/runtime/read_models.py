@@ -13,7 +13,7 @@ import anyio
 from projections import audit
 from projections.audit import Difference, RebuildResult
 from projections.views.schema import MODEL_VERSIONS
-from stemlog.runtime.views import ViewKeeper
+from stemlog.runtime.read_side import ReadSide
 
 Progress = Callable[[int, int], None]
 
@@ -35,7 +35,7 @@ class ReadModels:
     ``step_stats`` and ``workflow_stats`` models. Blocking work runs in a thread;
     rebuilds hold the projector's lock, so the app's own catch-ups wait for them."""
 
-    def __init__(self, views: ViewKeeper) -> None:
+    def __init__(self, views: ReadSide) -> None:
         self._views = views
 
     async def status(self) -> list[ModelStatus]:

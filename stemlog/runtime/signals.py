@@ -1,4 +1,4 @@
-"""Waking ``wait_for`` callers when a run's terminal fact is committed.
+"""Waking ``wait_for`` callers when a run's terminal fact reaches the log.
 
 The hub also remembers the most recent terminal facts, so a ``wait_for`` on
 a run that just ended answers without reading the store.
@@ -7,12 +7,13 @@ a run that just ended answers without reading the store.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any, final
+from collections.abc import Iterable
+from typing import final
 
 import anyio
 
 from stemlog.model.facts import TERMINAL_FACTS, RunCancelled, RunCompleted, RunFailed, RunRewound
+from stemlog.store.base import LoggedFact
 
 _REMEMBERED = 10_000
 
@@ -37,9 +38,10 @@ class RunSignals:
         self._waiting.setdefault(run_id, []).append(event)
         return event
 
-    def facts_committed(self, facts: Sequence[Any]) -> None:
+    def appended(self, facts: Iterable[LoggedFact]) -> None:
         """Wake the watchers of every run that ended in ``facts``."""
-        for fact in facts:
+        for logged in facts:
+            fact = logged.fact
             if isinstance(fact, TERMINAL_FACTS):
                 run_id = str(fact.originator_id)
                 self._ended[run_id] = fact

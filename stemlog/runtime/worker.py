@@ -3,17 +3,15 @@
 One worker lives in each app opened with ``worker=True``, inside the app's
 task group. A run is driven by at most one task at a time (``schedule`` on a
 run already being driven marks it to be driven again when that drive ends),
-and up to ``concurrency`` runs are driven at once. Timers are kept in a heap
-fed by the drives themselves and by the ``timers`` view (so timers recorded
-before a restart, or by another process, fire too); the timer task sleeps
-until the earliest one through the clock, and is woken when an earlier one
-arrives, so nothing polls.
+and up to ``concurrency`` runs are driven at once. Each drive is isolated: an
+unexpected exception in one run's drive fails that run, logged, and never
+reaches the app.
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -24,19 +22,25 @@ from anyio import CapacityLimiter
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from stemlog.authoring.definitions import WorkflowDefinition
+from stemlog.authoring.context import ChildLauncher
+from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.clock import Clock
-from stemlog.errors import UnknownRunError
-from stemlog.execution.executor import RunDriver
+from stemlog.errors import RunEndedError, UnknownRunError
+from stemlog.execution.drive import Drive
+from stemlog.execution.driver import RunDriver
+from stemlog.execution.outcomes import error_info, interrupt_of, is_cancellation
 from stemlog.execution.session import RunSession
-from stemlog.model.children import ChildLauncher
-from stemlog.model.fold import RunState
-from stemlog.model.records import RunStatus
 from stemlog.model.run import Run
+from stemlog.model.schedule import cancel_due, next_due, runnable
+from stemlog.model.state import RunState
+from stemlog.runtime.timers import Timers
+from stemlog.store.base import Leases
 from stemlog.store.events import RunStore
-from stemlog.store.leases import Leases
 
 Resolver = Callable[[str, int], WorkflowDefinition | None]
+Canceller = Callable[[str, str], Awaitable[None]]
+
+logger = logging.getLogger("stemlog.worker")
 
 
 @final
@@ -48,32 +52,30 @@ class Worker:
         store: RunStore,
         resolve: Resolver,
         clock: Clock,
+        leases: Leases,
         *,
         concurrency: int,
-        leases: Leases,
-        children: ChildLauncher | None = None,
-        settled: Callable[[RunState], None] | None = None,
-        enforce: Callable[[str], Awaitable[bool]] | None = None,
+        children: ChildLauncher,
+        cancel: Canceller,
     ) -> None:
         self._store = store
-        self._children = children
-        self._settled = settled
-        self._enforce = enforce
         self._resolve = resolve
         self._clock = clock
-        self._concurrency = concurrency
         self.leases = leases
+        self._concurrency = concurrency
+        self._children = children
+        self._cancel = cancel
         self.handler_limiter = CapacityLimiter(max(concurrency, 1))
         self._send: MemoryObjectSendStream[str]
         self._receive: MemoryObjectReceiveStream[str]
         self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
         self._active: set[str] = set()
+        self._sessions: dict[str, RunSession] = {}
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
-        self._heap: list[tuple[datetime, str]] = []
-        self._due: dict[str, datetime] = {}
-        self._timers_changed = anyio.Event()
-        self._tasks: TaskGroup | None = None
+        self.timers = Timers()
+
+    # -- what the dispatcher tells the worker ----------------------------------
 
     def schedule(self, run_id: str, run: Run | None = None) -> None:
         """Drive ``run_id`` soon (again, if a drive of it is under way).
@@ -88,40 +90,48 @@ class Worker:
         self._active.add(run_id)
         if run is not None:
             self._fresh[run_id] = run
-        with contextlib.suppress(anyio.ClosedResourceError):  # the app is closing
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._send.send_nowait(run_id)
+
+    def note(self, run: Run) -> None:
+        """A commit left ``run`` as it is now: arm its timer, drive it if it can move.
+
+        A commit of this worker's own drive of the run needs no new drive: the
+        drive goes on by itself.
+        """
+        state = run.state
+        due = next_due(state)
+        self.timers.set(state.run_id, None if due is None else due.at)
+        session = self._sessions.get(state.run_id)
+        if session is not None and session.state is state:
+            return
+        if self._serves(state) and runnable(state, self._clock.now()):
+            self.schedule(state.run_id, run)
+
+    async def observe(self, run_id: str) -> None:
+        """Another process appended to the run: look at it, then as :meth:`note`."""
+        try:
+            run = await self._store.load(run_id)
+        except UnknownRunError:
+            return
+        self.note(run)
+
+    def _serves(self, state: RunState) -> bool:
+        return self._resolve(state.workflow, state.workflow_version) is not None
 
     def busy(self) -> int:
         """How many runs are being driven or waiting to be."""
         return len(self._active)
 
-    def set_timer_min(self, run_id: str, due_at: datetime) -> None:
-        """Fire ``run_id``'s timer at ``due_at`` unless an earlier one is set."""
-        current = self._due.get(run_id)
-        if current is None or due_at < current:
-            self.set_timer(run_id, due_at)
-
-    def set_timer(self, run_id: str, due_at: datetime | None) -> None:
-        """Fire ``run_id``'s timer at ``due_at`` (``None`` forgets it)."""
-        if due_at is None:
-            self._due.pop(run_id, None)
-            return
-        if self._due.get(run_id) == due_at:
-            return
-        self._due[run_id] = due_at
-        earliest = self._heap[0][0] if self._heap else None
-        heapq.heappush(self._heap, (due_at, run_id))
-        if earliest is None or due_at < earliest:
-            self._timers_changed.set()
+    # -- the loops -----------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Drive runs and fire timers until cancelled."""
+        """Drive runs, fire timers and renew leases until cancelled."""
         with self._send, self._receive:
             async with anyio.create_task_group() as group:
-                self._tasks = group
                 for _ in range(self._concurrency):
                     group.start_soon(self._drive_loop)
-                group.start_soon(self._timer_loop)
+                group.start_soon(self._timer_loop, group)
                 group.start_soon(self._lease_loop)
                 task_status.started()
 
@@ -140,78 +150,86 @@ class Worker:
         fresh = self._fresh.pop(run_id, None)
         if not await self.leases.claim(run_id):
             # Another worker holds it: look again once its lease could have expired.
-            self.set_timer_min(run_id, self._clock.now() + self.leases.duration)
+            self.timers.set_earlier(run_id, self._clock.now() + self.leases.duration)
             return
         try:
             run = fresh or await self._store.load(run_id)
             await self._drive_claimed(run)
         except UnknownRunError:
             return
+        except BaseException as error:
+            if is_cancellation(error) or isinstance(error, KeyboardInterrupt | SystemExit):
+                raise
+            if interrupt_of(error) is None:  # an internal signal only ends the drive
+                await self._fail_broken(run_id, error)
         finally:
+            self._sessions.pop(run_id, None)
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self.leases.release(run_id)
 
     async def _drive_claimed(self, run: Run) -> None:
         state = run.state
-        cancel = state.cancel_due()
+        cancel = cancel_due(state)
         if cancel is not None:  # armed before a long step, so the policy can act during it
-            self.set_timer_min(state.run_id, cancel[0])
+            self.timers.set_earlier(state.run_id, cancel.at)
         definition = self._resolve(state.workflow, state.workflow_version)
-        if definition is None or state.status.is_terminal or await self._cancelled_by_policy(state):
-            self._note_timer(state)
+        if definition is None or state.status.is_terminal or await self._enforce(state):
+            self._arm(state)
             return
-        session = RunSession(run, self._store)
-        driver = RunDriver(session, definition, self._clock, self.handler_limiter, self._children)
+        session = self._sessions[state.run_id] = RunSession(run, self._store)
+        drive = Drive(session, definition, self._clock, self.handler_limiter, self._children)
+        driver = RunDriver(drive)
         await driver.wake_if_due()
         await driver.drive()
-        self._note_timer(session.state)
-        if self._settled is not None:
-            self._settled(session.state)
+        self._arm(session.state)
 
-    async def _cancelled_by_policy(self, state: RunState) -> bool:
-        due = state.cancel_due()
-        if due is None or due[0] > self._clock.now() or self._enforce is None:
+    async def _enforce(self, state: RunState) -> bool:
+        """Cancel the run if its cancellation policy says so now; whether it did."""
+        due = cancel_due(state)
+        if due is None or due.at > self._clock.now():
             return False
-        return await self._enforce(state.run_id)
-
-    def _note_timer(self, state: RunState) -> None:
-        dues: list[datetime] = []
-        if state.wait is not None and state.wait.due_at is not None:
-            dues.append(state.wait.due_at)
-        elif state.status is RunStatus.RUNNING and state.retry_at is not None:
-            dues.append(state.retry_at)
-        cancel = state.cancel_due()
-        if cancel is not None:
-            dues.append(cancel[0])
-        self.set_timer(state.run_id, min(dues, default=None))
-
-    async def _timer_loop(self) -> None:
-        while True:
-            self._timers_changed = anyio.Event()
-            now = self._clock.now()
-            while self._heap and self._heap[0][0] <= now:
-                due_at, run_id = heapq.heappop(self._heap)
-                if self._due.get(run_id) == due_at:
-                    del self._due[run_id]
-                    self._fire(run_id)
-            if not self._heap:
-                await self._timers_changed.wait()
-                continue
-            earliest = self._heap[0][0]
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._sleep_then_cancel, earliest, group.cancel_scope)
-                await self._timers_changed.wait()
-                group.cancel_scope.cancel()
-
-    def _fire(self, run_id: str) -> None:
-        """A timer is due: a policy may cancel the run even mid-step; then drive it."""
-        if run_id in self._active and self._enforce is not None and self._tasks is not None:
-            self._tasks.start_soon(self._enforce_now, run_id)
-        self.schedule(run_id)
+        with contextlib.suppress(RunEndedError, UnknownRunError):
+            await self._cancel(state.run_id, str(due.reason))
+        return True
 
     async def _enforce_now(self, run_id: str) -> None:
-        if self._enforce is not None:
-            await self._enforce(run_id)
+        """A timer fired while the run is being driven: the policy may cancel it mid-step."""
+        with contextlib.suppress(UnknownRunError):
+            await self._enforce((await self._store.load(run_id)).state)
+
+    async def _fail_broken(self, run_id: str, error: BaseException) -> None:
+        """A drive raised what no step or pass handles: fail that run, keep the worker."""
+        logger.error("run %s failed: its drive raised", run_id, exc_info=error,
+                     extra={"run_id": run_id})  # fmt: skip
+        info = error_info(error).to_json()
+        try:
+            run = await self._store.load(run_id)
+            if not run.state.status.is_terminal:
+                run.fail(info, self._clock.now())
+                await self._store.commit(run)
+        except Exception:
+            logger.exception("run %s: recording its failure failed too", run_id,
+                             extra={"run_id": run_id})  # fmt: skip
+
+    def _arm(self, state: RunState) -> None:
+        due = next_due(state)
+        self.timers.set(state.run_id, None if due is None else due.at)
+
+    async def _timer_loop(self, group: TaskGroup) -> None:
+        while True:
+            changed = self.timers.reset_changed()
+            for run_id in self.timers.pop_due(self._clock.now()):
+                if run_id in self._active:
+                    group.start_soon(self._enforce_now, run_id)
+                self.schedule(run_id)
+            earliest = self.timers.earliest()
+            if earliest is None:
+                await changed.wait()
+                continue
+            async with anyio.create_task_group() as sleeper:
+                sleeper.start_soon(self._sleep_then_cancel, earliest, sleeper.cancel_scope)
+                await changed.wait()
+                sleeper.cancel_scope.cancel()
 
     async def _sleep_then_cancel(self, moment: datetime, scope: anyio.CancelScope) -> None:
         await self._clock.sleep_until(moment)

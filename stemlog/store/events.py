@@ -1,14 +1,15 @@
-"""The store adapter: stemlog's eventsourcing application behind an async API.
+"""The store: stemlog's eventsourcing application behind an async API.
 
-This and the projection runner are the only modules that call eventsourcing's
-(blocking) recorders; they do it in worker threads through a capacity limiter.
+Only this package calls eventsourcing's (blocking) recorders; it does it in
+worker threads through a capacity limiter, or inline where a call is pure CPU
+work (``memory://``).
 
 Writes are *group commits*: facts submitted by many runs while a commit is
 in progress are written together in the next one (one transaction,
 one fsync), which is what makes many concurrent runs cheap on SQLite and
 PostgreSQL. A batch is atomic; when it loses an optimistic-concurrency race,
-each submission is retried on its own so only the run that conflicted sees
-:class:`~stemlog.execution.session.ConflictError`.
+each submission is retried on its own so only the run that conflicted is
+told so.
 """
 
 from __future__ import annotations
@@ -20,53 +21,32 @@ from uuid import UUID
 
 import anyio
 from anyio import CancelScope, CapacityLimiter
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Transcoder
-from eventsourcing.utils import Environment, EnvType
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, TrackingRecorder
 
-from stemlog.codec import OrjsonTranscoder
 from stemlog.errors import UnknownRunError
-from stemlog.execution.session import ConflictError
 from stemlog.model.facts import AnyFact
+from stemlog.model.ids import parse_run_id
 from stemlog.model.run import Run
-from stemlog.store.urls import StoreConfig
+from stemlog.store.base import Appended, AppendListener, Backend, LoggedFact
+from stemlog.store.log import RunLog
+from stemlog.store.transcoder import decode_notification
 
 T = TypeVar("T")
-CommitListener = Callable[[Sequence[AnyFact]], None]
+R = TypeVar("R", bound=TrackingRecorder)
 
-
-class RunLog(Application[UUID]):
-    """stemlog's eventsourcing application: one aggregate per run, one log."""
-
-    name = "stemlog"
-    log_section_size = 1000
-
-    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
-        # Configured by URL only: never let os.environ leak in (eventsourcing merges it).
-        return Environment(name, dict(env or {}))
-
-    def construct_transcoder(self) -> Transcoder:
-        return OrjsonTranscoder()
-
-
-def parse_run_id(run_id: str) -> UUID:
-    """A run id as a UUID.
-
-    Raises:
-        UnknownRunError: ``run_id`` is not a UUID, so no such run can exist.
-    """
-    try:
-        return UUID(str(run_id))
-    except ValueError:
-        raise UnknownRunError(str(run_id)) from None
+_CONFLICT = object()
+"""A submission's outcome when another writer appended to one of its runs first."""
 
 
 @dataclass(slots=True)
 class _Submission:
+    runs: Sequence[Run]
     events: list[Any]
     finished: bool = False
-    error: BaseException | None = None
+    outcome: object = None
+    """``None`` (stored), ``_CONFLICT``, or the exception the write raised."""
+    positions: list[int] | None = None
     wake: anyio.Event | None = None
 
 
@@ -74,22 +54,17 @@ class _Submission:
 class RunStore:
     """Loads runs and appends their facts, batching concurrent commits."""
 
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-        self.log = RunLog(env=config.env)
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.log = RunLog(env=dict(backend.env))
         self.limiter = CapacityLimiter(4)
         self._queue: list[_Submission] = []
         self._writing = False
-        self._inline = config.backend == "memory"
-        # On SQLite a lone writer commits on the event loop: a thread hop costs
-        # ~0.1 ms, a third of an fsync. ``solo`` says whether the app is busy
-        # with one run at most (the app sets it from its worker).
-        self.solo: Callable[[], bool] = lambda: False
-        self._listeners: list[CommitListener] = []
+        self._contended = False
+        self._listeners: list[AppendListener] = []
+        self._local: set[int] = set()
 
-    def add_listener(self, listener: CommitListener) -> None:
-        """Call ``listener`` (in the event loop) with the facts of every commit."""
-        self._listeners.append(listener)
+    # -- reading ------------------------------------------------------------
 
     async def load(self, run_id: str) -> Run:
         """The run as stored now.
@@ -100,7 +75,7 @@ class RunStore:
         uuid = parse_run_id(run_id)
         run = await self.blocking(self._get, uuid)
         if run is None:
-            raise UnknownRunError(run_id)
+            raise UnknownRunError(str(run_id))
         return run
 
     def _get(self, uuid: UUID) -> Run | None:
@@ -119,14 +94,45 @@ class RunStore:
 
         return await self.blocking(read)
 
+    def head(self) -> int:
+        """The position of the last fact in the log (blocking)."""
+        return self.log.recorder.max_notification_id() or 0
+
+    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
+        """Facts from position ``start`` on, in log order (blocking)."""
+        notifications = self.log.recorder.select_notifications(start, limit, stop)
+        return [LoggedFact(n.id, decode_notification(n)) for n in notifications]
+
+    def tracking_recorder(self, recorder_class: type[R]) -> R:
+        """A tracking recorder (a read model's tables) in the log's own database."""
+        return cast(R, self.log.factory.tracking_recorder(recorder_class))
+
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call: in a worker thread, or inline for ``memory://``
         (in-memory calls are pure CPU work, so a thread would only add a hop)."""
-        if self._inline:
+        if self.backend.inline_calls:
             return function(*args)
         return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
 
-    async def commit(self, *runs: Run) -> None:
+    # -- commits --------------------------------------------------------------
+
+    def add_listener(self, listener: AppendListener) -> None:
+        """Call ``listener`` (in the event loop) with the facts of every commit."""
+        self._listeners.append(listener)
+
+    def take_local(self, position: int) -> bool:
+        """Whether this process committed the fact at ``position`` (forgets it)."""
+        if position in self._local:
+            self._local.discard(position)
+            return True
+        return False
+
+    def forget_local_through(self, position: int) -> None:
+        """Forget local positions up to ``position`` (a tail has read past them)."""
+        if self._local:
+            self._local = {p for p in self._local if p > position}
+
+    async def commit(self, *runs: Run) -> bool:
         """Append the pending facts of ``runs`` atomically and durably.
 
         Group commit without a committer task: the first submitter finding no
@@ -135,16 +141,16 @@ class RunStore:
         leads the following write. A started write is shielded from
         cancellation, so it always finishes and is reported.
 
-        Raises:
-            ConflictError: another writer appended to one of the runs first; the
-                run objects are consumed and must be reloaded.
+        Returns:
+            ``False`` when another writer appended to one of the runs first;
+            the run objects are then consumed and must be reloaded.
         """
         events: list[Any] = []
         for run in runs:
             events.extend(run.collect_events())
         if not events:
-            return
-        submission = _Submission(events)
+            return True
+        submission = _Submission(runs, events)
         self._queue.append(submission)
         while not submission.finished:
             if self._writing:
@@ -152,57 +158,79 @@ class RunStore:
                 await submission.wake.wait()
             else:
                 await self._lead()
-        if submission.error is not None:
-            raise submission.error
+        if submission.outcome is _CONFLICT:
+            return False
+        if isinstance(submission.outcome, BaseException):
+            raise submission.outcome
+        return True
 
     async def _lead(self) -> None:
         self._writing = True
         try:
             with CancelScope(shield=True):
                 batch, self._queue = self._queue, []
-                if len(batch) == 1 and self.config.backend == "sqlite" and self.solo():
+                alone = len(batch) == 1 and not self._contended
+                if alone and self.backend.commits_inline_when_alone:
                     self._write(batch)
                 else:
                     await self.blocking(self._write, batch)
+                # Someone queued while this write ran: the app is busy, keep off the loop.
+                self._contended = bool(self._queue)
                 for submission in batch:
                     submission.finished = True
                     if submission.wake is not None:
                         submission.wake.set()
-                committed = [e for s in batch if s.error is None for e in s.events]
-                for listener in self._listeners:
-                    listener(committed)
+                self._announce(batch)
         finally:
             self._writing = False
             if self._queue and self._queue[0].wake is not None:
                 self._queue[0].wake.set()  # hand the lead to the next submitter
 
+    def _announce(self, batch: list[_Submission]) -> None:
+        facts: list[LoggedFact] = []
+        runs: dict[str, Run] = {}
+        for submission in batch:
+            if submission.outcome is None and submission.positions is not None:
+                facts.extend(map(LoggedFact, submission.positions, submission.events))
+                self._local.update(submission.positions)
+                runs.update({run.state.run_id: run for run in submission.runs})
+        if facts:
+            appended = Appended(facts, runs, local=True)
+            for listener in self._listeners:
+                listener(appended)
+
     def _write(self, batch: list[_Submission]) -> None:
-        # events.put is what Application.save does for us (no snapshots, no
-        # notify hooks), without its per-event runtime protocol checks.
         try:
-            self.log.events.put([event for submission in batch for event in submission.events])
-            return
+            positions = self._put([event for submission in batch for event in submission.events])
         except IntegrityError:
-            if len(batch) == 1:
-                self._write_alone(batch[0])
-                return
+            for submission in batch:
+                self._write_alone(submission)
+            return
         except Exception as error:
             for submission in batch:
-                submission.error = error
+                submission.outcome = error
             return
         for submission in batch:
-            self._write_alone(submission)
+            submission.positions, positions = (
+                positions[: len(submission.events)],
+                positions[len(submission.events) :],
+            )
+
+    def _put(self, events: list[Any]) -> list[int]:
+        # events.put is what Application.save does for us (no snapshots, no
+        # notify hooks), without its per-event runtime protocol checks.
+        return [recording.notification.id for recording in self.log.events.put(events)]
 
     def _write_alone(self, submission: _Submission) -> None:
         try:
-            self.log.events.put(submission.events)
+            submission.positions = self._put(submission.events)
         except IntegrityError:
             if not self._already_stored(submission.events):
-                submission.error = ConflictError()
+                submission.outcome = _CONFLICT
         except Exception as error:
-            submission.error = error
+            submission.outcome = error
 
-    def _already_stored(self, events: list[DomainEventProtocol[UUID]]) -> bool:
+    def _already_stored(self, events: list[Any]) -> bool:
         # A commit whose reply was lost (PostgreSQL retries on a dropped
         # connection) comes back as IntegrityError: check whether it was ours.
         mapper, recorder = self.log.mapper, self.log.recorder

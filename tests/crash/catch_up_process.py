@@ -9,14 +9,14 @@ from __future__ import annotations
 import sys
 
 from projections.projector import Projector
-from projections.views.sql import SQLiteRunsView
-from stemlog.store.events import RunLog
+from projections.views.sqlite import SQLiteRunsView
+from stemlog.store.events import RunStore
 from stemlog.store.urls import parse_store_url
 
 
 def main(path: str) -> None:
-    log = RunLog(env=parse_store_url(f"sqlite:///{path}").env)
-    view = log.factory.tracking_recorder(SQLiteRunsView)
+    log = RunStore(parse_store_url(f"sqlite:///{path}"))
+    view = log.tracking_recorder(SQLiteRunsView)
     projector = Projector(log, view, page_size=37)
     while (page := projector.apply_page()) is not None:
         print(page.position, flush=True)

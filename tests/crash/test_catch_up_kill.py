@@ -14,9 +14,9 @@ import pytest
 
 from projections.audit import verify
 from projections.projector import Projector
-from projections.views.sql import SQLiteRunsView
+from projections.views.sqlite import SQLiteRunsView
 from stemlog.model.run import Run
-from stemlog.store.events import RunLog
+from stemlog.store.events import RunStore
 from stemlog.store.urls import parse_store_url
 
 pytestmark = pytest.mark.crash
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def fill(log: RunLog, runs: int) -> None:
+def fill(log: RunStore, runs: int) -> None:
     batch = []
     for index in range(runs):
         at = START + timedelta(milliseconds=index)
@@ -47,9 +47,9 @@ def fill(log: RunLog, runs: int) -> None:
             run.complete(index, at + timedelta(milliseconds=9))
         batch.append(run)
         if len(batch) == 50:
-            log.save(*batch)
+            log.log.save(*batch)
             batch.clear()
-    log.save(*batch)
+    log.log.save(*batch)
 
 
 @pytest.mark.parametrize("kill_after_pages", [3, 17, 41])
@@ -57,10 +57,10 @@ def test_a_killed_catch_up_resumes_without_counting_twice(
     tmp_path: Path, kill_after_pages: int
 ) -> None:
     path = tmp_path / "models.db"
-    log = RunLog(env=parse_store_url(f"sqlite:///{path}").env)
+    log = RunStore(parse_store_url(f"sqlite:///{path}"))
     try:
         fill(log, 600)
-        head = log.recorder.max_notification_id()
+        head = log.head()
         worker = subprocess.Popen(
             [sys.executable, "-m", "tests.crash.catch_up_process", str(path)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -71,7 +71,7 @@ def test_a_killed_catch_up_resumes_without_counting_twice(
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
         worker.stdout.close()
-        view = log.factory.tracking_recorder(SQLiteRunsView)
+        view = log.tracking_recorder(SQLiteRunsView)
         reached = view.position()
         assert 0 < reached < (head or 0)
         Projector(log, view, page_size=53).catch_up()

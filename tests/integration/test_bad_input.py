@@ -26,9 +26,9 @@ UNKNOWN = "00000000-0000-0000-0000-000000000000"
 
 
 def log_head(app: WorkflowApp) -> int:
-    engine = app._engine
-    assert engine is not None
-    return engine.store.log.recorder.max_notification_id() or 0
+    runtime = app._runtime
+    assert runtime is not None
+    return runtime.store.head()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from projections.projector import Projector
 from projections.views.memory import POPORunsView
 from stemlog import Flow, WorkflowApp
 from stemlog.model.run import Run
-from stemlog.store.events import RunLog
+from stemlog.store.events import RunStore
 from stemlog.store.urls import parse_store_url
 from tests.strategies import COMMANDS, START, apply
 
@@ -28,8 +28,8 @@ operations = st.lists(
 )
 
 
-def _build_log(plan: list[tuple[int, str, str]]) -> RunLog:
-    log = RunLog(env=parse_store_url("memory://").env)
+def _build_log(plan: list[tuple[int, str, str]]) -> RunStore:
+    log = RunStore(parse_store_url("memory://"))
     policy = {"max_run_duration": 60.0, "max_suspend_duration": None}
     fields = {"kind": "flow", "workflow_version": 1, "fingerprint": "f", "parent_run_id": None,
               "policy": policy, "ttl": 5.0, "forked_from": None}  # fmt: skip
@@ -38,11 +38,11 @@ def _build_log(plan: list[tuple[int, str, str]]) -> RunLog:
         for i in range(4)
     ]
     for run in runs:
-        log.save(run)
+        log.log.save(run)
     for tick, (index, command, name) in enumerate(plan):
         run = runs[index]
         if apply(run, command, name, {"value": name}, START + timedelta(milliseconds=tick + 1)):
-            log.save(run)
+            log.log.save(run)
     return log
 
 
@@ -78,7 +78,7 @@ async def _workload(app: WorkflowApp, runs: int) -> None:
 async def test_as_of_copies_match_what_the_live_models_showed(tmp_path: Path) -> None:
     snapshots: list[dict[str, Any]] = []
     async with WorkflowApp.open(_sqlite_app_log(tmp_path / "live.db")) as app:
-        engine = app._engine
+        engine = app._runtime
         assert engine is not None
         await _workload(app, 5)
         with anyio.fail_after(5):
@@ -90,7 +90,7 @@ async def test_as_of_copies_match_what_the_live_models_showed(tmp_path: Path) ->
             while len(await app.list_runs(status="completed")) < 5:
                 await anyio.sleep(0.01)
         snapshots.append(engine.views.view.dump())
-        log = engine.store.log
+        log = engine.store
         for index, snapshot in enumerate(snapshots):
             position = snapshot["position"][0][0]
             into = tmp_path / f"asof-{index}.db"
@@ -108,12 +108,12 @@ async def test_as_of_copies_match_what_the_live_models_showed(tmp_path: Path) ->
 @pytest.mark.anyio
 async def test_verify_detects_a_tampered_row_and_rebuild_repairs_it(tmp_path: Path) -> None:
     async with WorkflowApp.open(_sqlite_app_log(tmp_path / "live.db")) as app:
-        engine = app._engine
+        engine = app._runtime
         assert engine is not None
         await _workload(app, 3)
         await anyio.sleep(0.2)
         await engine.views.catch_up()
-        log, view = engine.store.log, engine.views.view
+        log, view = engine.store, engine.views.view
         assert await anyio.to_thread.run_sync(verify, log, view) == []
         with view.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
             cursor.execute("UPDATE stemlog_runs SET status = 'failed' WHERE seq = 1")
@@ -136,7 +136,7 @@ async def test_a_changed_model_version_rebuilds_on_open(tmp_path: Path, monkeypa
 
     monkeypatch.setitem(sql_schema.MODEL_VERSIONS, "runs", 99)
     async with WorkflowApp.open(url, worker=False) as app:
-        engine = app._engine
+        engine = app._runtime
         assert engine is not None
         after = {view.run_id for view in await app.list_runs()}
         stored = engine.views.view._select("SELECT * FROM {models}")  # type: ignore[attr-defined]

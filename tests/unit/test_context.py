@@ -10,7 +10,7 @@ import pytest
 from stemlog import EventTimeoutError, FlowContext, InvalidTopicError, MissingValueError
 from stemlog.authoring.context import SuspendStep, WaitRequest
 from stemlog.clock import ManualClock
-from stemlog.model.fold import Resume, ResumeKind
+from stemlog.model.state import Resume, ResumeKind
 
 RUN_ID = "0b9a2f8e-6d7e-4d8f-9a41-2a3b4c5d6e7f"
 

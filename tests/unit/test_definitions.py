@@ -18,7 +18,8 @@ from stemlog import (
     WorkflowScript,
 )
 from stemlog.authoring.registry import Registry
-from stemlog.codec import OrjsonTranscoder, normalize_json
+from stemlog.codec import normalize_json
+from stemlog.store.transcoder import OrjsonTranscoder
 from tests.strategies import json_values
 
 

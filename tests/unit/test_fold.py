@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from projections.rows import apply_facts, start_row, timer_due, watcher_topic
+from projections.page import fold_page
+from projections.timers import timer_due
+from projections.watchers import watcher_topic
 from stemlog import RunStatus, fold
 from stemlog.errors import RunEndedError
 from stemlog.model.facts import RunStarted
-from stemlog.model.fold import ResumeKind, evolve
+from stemlog.model.fold import evolve
+from stemlog.model.state import ResumeKind
+from stemlog.store.base import LoggedFact
 from tests.strategies import START, apply, commands, histories, new_run
 
 T = START
@@ -214,9 +218,10 @@ def test_the_runs_row_agrees_with_the_fold(history: tuple[Any, list[Any]]) -> No
     _, facts = history
     first = facts[0]
     assert isinstance(first, RunStarted)
-    row = start_row(first, 1)
-    if len(facts) > 1:
-        row = apply_facts(row, facts[1:])
+    logged = [LoggedFact(position, fact) for position, fact in enumerate(facts, start=1)]
+    (row,), _ = fold_page(logged[:1], {})
+    for item in logged[1:]:  # one fact per page: the row's kept state carries the fold on
+        (row,), _ = fold_page([item], {row.run_id: row})
     state = fold(facts)
     assert row.status == state.status
     wait = state.wait

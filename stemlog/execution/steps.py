@@ -8,32 +8,28 @@ step fails without running again (a poison step cannot loop forever).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from stemlog.authoring.context import FlowContext, ScriptStepContext, SuspendStep
-from stemlog.authoring.definitions import StepHandler
+from stemlog.authoring.context import FlowContext, ScriptStepContext, StepHandler, SuspendStep
 from stemlog.authoring.policies import DEFAULT_CRASH_ATTEMPTS, RetryPolicy
 from stemlog.codec import JSONValue, normalize_json
-from stemlog.errors import InvalidPayloadError
+from stemlog.execution.drive import Drive
 from stemlog.execution.outcomes import (
     RetryScheduled,
     StepError,
     Suspended,
     call_handler,
     error_info,
+    interrupt_of,
+    is_cancellation,
 )
-from stemlog.model.fold import StepKey, step_label
 from stemlog.model.records import ErrorInfo
-
-if TYPE_CHECKING:
-    from stemlog.execution.executor import RunDriver
+from stemlog.model.state import StepKey, step_label
 
 WORKER_LOST = "stemlog.WorkerLost"
 """The error type recorded when a step's starts all ended with their worker."""
 
 
 async def run_step(
-    driver: RunDriver,
+    drive: Drive,
     key: StepKey,
     handler: StepHandler,
     index: int,
@@ -51,12 +47,12 @@ async def run_step(
         RetryScheduled: the step failed and its next attempt is scheduled (flushed).
         StepError: the step failed for good (``StepFailed`` applied, not flushed).
     """
-    session, clock = driver.session, driver.clock
+    session, clock = drive.session, drive.clock
     state = session.state
     limit = retry.max_attempts if retry is not None else DEFAULT_CRASH_ATTEMPTS
     if state.current == key and state.in_flight and state.attempt >= limit:
         message = f"step {step_label(key)!r} started {state.attempt} times and never finished"
-        _fail_for_good(driver, key, ErrorInfo(WORKER_LOST, message))
+        _fail_for_good(drive, key, ErrorInfo(WORKER_LOST, message))
     attempt, started_at = state.next_attempt(key), clock.now()
     session.do(lambda run: run.start_step(key, attempt, started_at))
     await session.flush()
@@ -65,53 +61,59 @@ async def run_step(
         run_id=state.run_id, workflow=state.workflow, params=state.params,
         step_name=key[0], step_index=index, iteration=key[1], attempt=attempt,
         previous=previous, resume=state.resume_for(key), clock=clock,
-        children=driver.children, generation=state.retries.get(key, 0),
+        children=drive.children, generation=state.retries.get(key, 0),
     )  # fmt: skip
+    value: JSONValue = None
     try:
-        value = await call_handler(handler, ctx, driver.limiter)
+        returned = await call_handler(handler, ctx, drive.limiter)
         if ctx.wait_request is None:
-            value = normalize_json(value, f"the value of step {step_label(key)!r}")
-    except SuspendStep:
-        value = None
-    except (Exception, InvalidPayloadError) as error:
-        if retry is not None and retry.retries(error, attempt):
-            await _schedule_retry(driver, key, error, retry, attempt)
-        _fail_for_good(driver, key, error_info(error))
-    await _record_outcome(driver, key, ctx, value)
+            value = normalize_json(returned, f"the value of step {step_label(key)!r}")
+    except BaseException as error:
+        if is_cancellation(error):
+            raise  # the app is closing
+        interrupt = interrupt_of(error)
+        if interrupt is not None and not isinstance(interrupt, SuspendStep):
+            raise interrupt from None
+        if interrupt is None:
+            if not isinstance(error, Exception | BaseExceptionGroup):
+                raise  # the process is asked to exit
+            if retry is not None and retry.retries(error, attempt):
+                await _schedule_retry(drive, key, error, retry, attempt)
+            _fail_for_good(drive, key, error_info(error))
+    await _record_outcome(drive, key, ctx)
+    session.do(lambda run: run.complete_step(key, value, clock.now()))
     return value
 
 
-async def _record_outcome(
-    driver: RunDriver, key: StepKey, ctx: FlowContext | ScriptStepContext, value: JSONValue
-) -> None:
-    session, at = driver.session, driver.clock.now()
+async def _record_outcome(drive: Drive, key: StepKey, ctx: FlowContext | ScriptStepContext) -> None:
+    """Record the wait the handler asked for, if any (and unwind with ``Suspended``)."""
     request = ctx.wait_request
     if request is None:
-        session.do(lambda run: run.complete_step(key, value, at))
         return
+    session, at = drive.session, drive.clock.now()
     if request.topic is not None:
         topic, deadline = request.topic, request.deadline
         session.do(lambda run: run.await_event(key, topic, deadline, at))
     else:
         wake_at = request.wake_at
-        assert wake_at is not None
+        assert wake_at is not None, "a wait is an event or a sleep"
         session.do(lambda run: run.start_sleep(key, wake_at, at))
     await session.flush()
     raise Suspended
 
 
 async def _schedule_retry(
-    driver: RunDriver, key: StepKey, error: BaseException, retry: RetryPolicy, attempt: int
+    drive: Drive, key: StepKey, error: BaseException, retry: RetryPolicy, attempt: int
 ) -> None:
-    at = driver.clock.now()
+    at = drive.clock.now()
     retry_at = at + retry.delay_after(attempt)
     info = error_info(error).to_json()
-    driver.session.do(lambda run: run.fail_step(key, info, retry_at, at))
-    await driver.session.flush()
+    drive.session.do(lambda run: run.fail_step(key, info, retry_at, at))
+    await drive.session.flush()
     raise RetryScheduled
 
 
-def _fail_for_good(driver: RunDriver, key: StepKey, info: ErrorInfo) -> None:
-    at = driver.clock.now()
-    driver.session.do(lambda run: run.fail_step(key, info.to_json(), None, at))
+def _fail_for_good(drive: Drive, key: StepKey, info: ErrorInfo) -> None:
+    at = drive.clock.now()
+    drive.session.do(lambda run: run.fail_step(key, info.to_json(), None, at))
     raise StepError(key, info)

@@ -1,4 +1,4 @@
-"""Executing a WorkflowScript: re-enter ``run`` and answer completed steps from the log.
+"""The ``script`` object a WorkflowScript's ``run`` receives: checkpoints answered from the log.
 
 ``run(script)`` is called from its top on every pass. Each ``script.step``
 call is matched, in order, against the steps the log recorded: a completed
@@ -11,20 +11,19 @@ its position is a :class:`NonDeterminismError`, which fails the run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import Any, Protocol, final
 
-from stemlog.authoring.context import ScriptStepContext, check_topic
-from stemlog.authoring.definitions import ScriptStepHandler
+from stemlog.authoring.context import ScriptStepContext, ScriptStepHandler, check_topic
 from stemlog.authoring.policies import RetryPolicy
 from stemlog.clock import Duration
-from stemlog.codec import JSONValue, normalize_json
-from stemlog.errors import InvalidDefinitionError, NonDeterminismError, StepFailedError
-from stemlog.execution.outcomes import RetryScheduled, StepError, Suspended, error_info
-from stemlog.execution.step_runner import run_step
-from stemlog.model.fold import RunState, StepKey, step_label
-
-if TYPE_CHECKING:
-    from stemlog.execution.executor import RunDriver
+from stemlog.codec import JSONValue
+from stemlog.errors import (
+    EventTimeoutError,
+    InvalidDefinitionError,
+    NonDeterminismError,
+    StepFailedError,
+)
+from stemlog.model.state import RunState, StepKey, step_label
 
 _SLEEP_STEP = "@sleep"
 _WAIT_STEP = "@wait:"
@@ -110,14 +109,14 @@ class ScriptContext:
         check_topic(topic)
 
         async def waiting(ctx: ScriptStepContext) -> JSONValue:
-            return await ctx.wait_for_event(topic, timeout=timeout)
+            payload: JSONValue = await ctx.wait_for_event(topic, timeout=timeout)
+            return payload
 
         try:
-            return await self.step(_WAIT_STEP + topic, waiting, auto_version=True)
+            received: JSONValue = await self.step(_WAIT_STEP + topic, waiting, auto_version=True)
+            return received
         except StepFailedError as failure:
             if failure.error_type.endswith("EventTimeoutError"):
-                from stemlog.errors import EventTimeoutError
-
                 raise EventTimeoutError(topic) from None
             raise
 
@@ -159,53 +158,3 @@ class StepExecutor(Protocol):
     ) -> JSONValue:
         """Run a step the log has no outcome for yet."""
         ...
-
-
-@final
-class _LiveSteps:
-    def __init__(self, driver: RunDriver) -> None:
-        self._driver = driver
-
-    @property
-    def state(self) -> RunState:
-        return self._driver.session.state
-
-    async def execute(
-        self,
-        key: StepKey,
-        fn: ScriptStepHandler,
-        position: int,
-        previous: tuple[bool, JSONValue],
-        retry: RetryPolicy | None,
-    ) -> JSONValue:
-        driver = self._driver
-        policy = retry or driver.definition.retry
-        try:
-            return await run_step(driver, key, fn, position, previous, ScriptStepContext, policy)
-        except StepError as failure:
-            await driver.session.flush()
-            info = failure.info
-            raise StepFailedError(key[0], key[1], info.type, info.message) from None
-
-
-async def run_script(driver: RunDriver) -> None:
-    """One pass of a script: re-enter ``run`` and record how it ends."""
-    definition = driver.definition
-    assert definition.run is not None
-    script = ScriptContext(_LiveSteps(driver))
-    try:
-        result = await definition.run(script)
-        result = normalize_json(result, "the result of run")
-        script.check_end()
-    except (Suspended, RetryScheduled):
-        await driver.session.flush()
-        return
-    except Exception as error:
-        await driver.fail_run(error_info(script.divergence or error))
-        return
-    if script.divergence is not None:  # the code caught the divergence: still a failure
-        await driver.fail_run(error_info(script.divergence))
-        return
-    at = driver.clock.now()
-    driver.session.do(lambda run: run.complete(result, at))
-    await driver.session.flush()

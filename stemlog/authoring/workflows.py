@@ -1,82 +1,24 @@
-"""Workflow definitions: :class:`Flow` (declared steps) and :class:`WorkflowScript`.
+"""The authoring objects: :class:`Flow` (declared steps) and :class:`WorkflowScript`.
 
-A definition is what an app registers and what a run is pinned to (by name and
-version). :class:`WorkflowDefinition` is the frozen form; ``Flow`` and
-``WorkflowScript`` are the authoring objects and expose it as ``.definition``.
+Both expose their frozen :class:`~stemlog.authoring.definition.WorkflowDefinition`
+as ``.definition``; an app registers either, and a run is pinned to a
+definition by name and version.
 """
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias, final, overload
+from typing import Any, TypeAlias, final, overload
 
+from stemlog.authoring.context import FlowContext
+from stemlog.authoring.definition import StepSpec, WorkflowDefinition, fingerprint
 from stemlog.authoring.policies import RetryPolicy
+from stemlog.authoring.refs import AppLike, WorkflowRef, encode_params_object
+from stemlog.authoring.script import ScriptContext
+from stemlog.clock import Duration
 from stemlog.errors import InvalidDefinitionError
 from stemlog.model.records import WorkflowKind, WorkflowResult
-
-if TYPE_CHECKING:
-    from stemlog.app import WorkflowApp
-    from stemlog.authoring.context import FlowContext, ScriptStepContext
-    from stemlog.authoring.refs import WorkflowRef
-    from stemlog.execution.script import ScriptContext
-
-StepHandler: TypeAlias = Callable[[Any], Any]
-"""A step body: takes the step context, returns a JSON value (sync or async)."""
-
-ScriptRun: TypeAlias = Callable[["ScriptContext"], Awaitable[Any]]
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class StepSpec:
-    """One declared flow step."""
-
-    name: str
-    handler: StepHandler
-    auto_version: bool = False
-    retry: RetryPolicy | None = None
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class WorkflowDefinition:
-    """The registrable, immutable form of a Flow or WorkflowScript.
-
-    ``fingerprint`` identifies a flow's declared step list (a run started with
-    one fingerprint is never driven by a flow that declares other steps).
-    """
-
-    name: str
-    kind: WorkflowKind
-    version: int
-    steps: tuple[StepSpec, ...]
-    run: ScriptRun | None
-    fingerprint: str
-    retry: RetryPolicy | None = None
-    """The retry policy of steps that declare none."""
-
-    @property
-    def definition(self) -> WorkflowDefinition:
-        """Itself, so a definition and its authoring object are interchangeable."""
-        return self
-
-    def manifest(self) -> dict[str, Any]:
-        """A JSON description of the definition for tooling and dashboards."""
-        return {
-            "name": self.name,
-            "kind": str(self.kind),
-            "version": self.version,
-            "steps": [step.name for step in self.steps],
-            "fingerprint": self.fingerprint,
-        }
-
-
-def _fingerprint(kind: WorkflowKind, name: str, version: int, steps: tuple[str, ...]) -> str:
-    text = "\x1f".join((str(kind), name, str(version), *steps))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _check_name(name: object, what: str) -> str:
@@ -107,22 +49,18 @@ class _Startable(ABC):
         self, encode_params: Callable[[Any], Mapping[str, Any]] | None = None
     ) -> WorkflowRef[Any]:
         """A typed handle that encodes its params with ``encode_params``."""
-        from stemlog.authoring.refs import WorkflowRef
-
         return WorkflowRef(self.definition, encode_params)
 
     def ref_json(self) -> WorkflowRef[Any]:
         """A handle whose params object becomes JSON via ``to_json()``, a dataclass or pydantic."""
-        from stemlog.authoring.refs import WorkflowRef, encode_params_object
-
         return WorkflowRef(self.definition, encode_params_object)
 
-    async def start(self, app: WorkflowApp, **options: Any) -> str:
+    async def start(self, app: AppLike, **options: Any) -> str:
         """Start a run with no params; ``options`` as in ``WorkflowApp.start``."""
         return await app.start(self.definition, **options)
 
     async def start_and_wait(
-        self, app: WorkflowApp, *, timeout: float | None = None
+        self, app: AppLike, *, timeout: Duration | None = None
     ) -> WorkflowResult:
         """Start a run with no params and wait for it to end (or ``timeout``)."""
         return await app.start_and_wait(self.definition, timeout=timeout)
@@ -210,11 +148,11 @@ class Flow(_Startable):
             if not self._steps:
                 raise InvalidDefinitionError(self._name, "a flow needs at least one step")
             steps = tuple(self._steps)
-            fingerprint = _fingerprint(
+            digest = fingerprint(
                 WorkflowKind.FLOW, self._name, self._version, tuple(s.name for s in steps)
             )
             self._definition = WorkflowDefinition(
-                self._name, WorkflowKind.FLOW, self._version, steps, None, fingerprint, self._retry
+                self._name, WorkflowKind.FLOW, self._version, steps, None, digest, self._retry
             )
         return self._definition
 
@@ -240,9 +178,9 @@ class WorkflowScript(_Startable):
         _check_name(name, "a workflow name")
         if not callable(run):
             raise InvalidDefinitionError(name, "run must be an async function")
-        fingerprint = _fingerprint(WorkflowKind.SCRIPT, name, _check_version(name, version), ())
+        digest = fingerprint(WorkflowKind.SCRIPT, name, _check_version(name, version), ())
         self._definition = WorkflowDefinition(
-            name, WorkflowKind.SCRIPT, version, (), run, fingerprint, retry
+            name, WorkflowKind.SCRIPT, version, (), run, digest, retry
         )
 
     @property
@@ -252,8 +190,6 @@ class WorkflowScript(_Startable):
 
 Definable: TypeAlias = Flow | WorkflowScript | WorkflowDefinition
 """Anything accepted where a definition is taken."""
-
-ScriptStepHandler: TypeAlias = Callable[["ScriptStepContext"], Any]
 
 
 def as_definition(value: Definable) -> WorkflowDefinition:

@@ -1,0 +1,250 @@
+"""The writes of the app's commands: start, emit, send, cancel, rewind, fork, import,
+and the delivery of a child's outcome to its parent.
+
+Each validates first, loads the runs it touches, decides on their folded
+state, and commits; when another writer appended meanwhile (optimistic
+concurrency), it reloads and decides again. ``emit`` commits the deliveries
+to all waiting runs in one atomic append, so once it returns no delivery can
+be lost. Commands never schedule anything themselves: what they commit
+reaches the worker through the dispatcher, like every other fact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, final
+
+from stemlog.authoring.definition import WorkflowDefinition
+from stemlog.authoring.refs import WorkflowRef
+from stemlog.authoring.registry import Registry
+from stemlog.authoring.workflows import Definable, as_definition
+from stemlog.clock import Clock, Duration, to_seconds
+from stemlog.codec import JSONObject, JSONValue, normalize_json
+from stemlog.errors import (
+    InvalidPayloadError,
+    RunEndedError,
+    StemlogError,
+    UnknownRunError,
+    UnknownStepError,
+    UnknownWorkflowError,
+)
+from stemlog.model.children import child_end_event_id, child_outcome, child_topic
+from stemlog.model.facts import AnyFact, StepStarted, fact_fields
+from stemlog.model.ids import new_run_id, parse_run_id
+from stemlog.model.policy import CancellationPolicy
+from stemlog.model.run import Run
+from stemlog.runtime.read_side import ReadSide
+from stemlog.store.events import RunStore
+
+Startable = str | Definable | WorkflowRef[Any]
+_Change = Callable[[Run, datetime], None]
+
+_ATTEMPTS = 50
+
+
+class ConflictingWritersError(StemlogError, RuntimeError):
+    """A write kept losing optimistic-concurrency races (other writers, every time)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"{what} kept conflicting with other writers; try again")
+
+
+def stored_params(params: Mapping[str, Any] | None) -> JSONObject:
+    """Params as stored in ``RunStarted``.
+
+    Raises:
+        InvalidPayloadError: not a mapping of JSON values.
+    """
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise InvalidPayloadError("params", "params must be a mapping of names to values")
+    value = normalize_json(dict(params), "params")
+    assert isinstance(value, dict), "a mapping normalises to a JSON object"
+    return value
+
+
+@final
+class Commands:
+    """The app's writes, each retried on optimistic-concurrency conflicts."""
+
+    def __init__(self, store: RunStore, views: ReadSide, registry: Registry, clock: Clock):
+        self._store = store
+        self._views = views
+        self._registry = registry
+        self._clock = clock
+
+    # -- starting runs --------------------------------------------------------
+
+    def definition(self, workflow: Startable) -> WorkflowDefinition:
+        """The registered definition a start refers to.
+
+        Raises:
+            UnknownWorkflowError: not registered in this app.
+        """
+        if isinstance(workflow, str):
+            return self._registry.latest(workflow)
+        if isinstance(workflow, WorkflowRef):
+            definition = workflow.definition
+        else:
+            definition = as_definition(workflow)
+        registered = self._registry.resolve(definition.name, definition.version)
+        if registered is None:
+            raise UnknownWorkflowError(definition.name, definition.version)
+        return registered
+
+    async def start(
+        self,
+        workflow: Startable,
+        params: Mapping[str, Any] | None,
+        *,
+        parent_run_id: str | None = None,
+        ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
+        run_id: str | None = None,
+    ) -> Run | None:
+        """Append ``RunStarted`` of a new run; the committed aggregate.
+
+        Returns ``None`` when ``run_id`` is given and that run exists already.
+        """
+        definition = self.definition(workflow)
+        if isinstance(workflow, WorkflowRef) and params is not None:
+            params = workflow.encode(params)
+        if policy is not None and not isinstance(policy, CancellationPolicy):
+            raise InvalidPayloadError("policy", "policy must be a CancellationPolicy")
+        run = Run.begin(
+            run_id=parse_run_id(run_id) if run_id else new_run_id(),
+            at=self._clock.now(),
+            workflow=definition.name,
+            kind=definition.kind,
+            workflow_version=definition.version,
+            params=stored_params(params),
+            fingerprint=definition.fingerprint,
+            parent_run_id=parent_run_id,
+            policy=None if policy is None else policy.to_json(),
+            ttl=None if ttl is None else to_seconds(ttl),
+            forked_from=None,
+        )
+        return run if await self._store.commit(run) else None
+
+    async def start_child(self, workflow: Any, params: Any, parent_run_id: str, run_id: str) -> str:
+        """Start the child ``run_id``, or find it started (a re-executed step); its id."""
+        await self.start(workflow, params, parent_run_id=parent_run_id, run_id=run_id)
+        return run_id
+
+    async def import_run(self, facts: list[AnyFact]) -> Run:
+        """Append a history exactly as given (same run id, positions, timestamps).
+
+        Raises:
+            InvalidPayloadError: the run id already exists in this store, or the
+                facts do not form a valid history.
+        """
+        first = facts[0]
+        try:
+            run = Run.begin(run_id=first.originator_id, at=first.timestamp, **fact_fields(first))
+            for fact in facts[1:]:
+                run.trigger_event(type(fact), timestamp=fact.timestamp, **fact_fields(fact))
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            raise InvalidPayloadError("history", f"not a valid run history: {error}") from None
+        if not await self._store.commit(run):
+            raise InvalidPayloadError(
+                "history", f"run {first.originator_id} already exists in this store"
+            )
+        return run
+
+    async def fork(self, run_id: str, step: str) -> Run:
+        """A new run whose history is this run's up to the first start of ``step``.
+
+        Raises:
+            UnknownRunError: no such run.
+            UnknownStepError: the run never ran ``step``.
+        """
+        facts = await self._store.facts(run_id)
+        if not facts:
+            raise UnknownRunError(run_id)
+        upto = next(
+            (i for i, f in enumerate(facts) if isinstance(f, StepStarted) and f.step == step),
+            None,
+        )
+        if upto is None:
+            raise UnknownStepError(run_id, step)
+        first = facts[0]
+        fields = fact_fields(first)
+        fields.update(parent_run_id=None, forked_from={"run_id": str(run_id), "position": upto})
+        run = Run.begin(run_id=new_run_id(), at=first.timestamp, **fields)
+        for fact in facts[1:upto]:
+            run.trigger_event(type(fact), timestamp=fact.timestamp, **fact_fields(fact))
+        await self._store.commit(run)
+        return run
+
+    # -- writes to existing runs ------------------------------------------------
+
+    async def emit(self, topic: str, payload: JSONValue) -> list[str]:
+        """Deliver to every run waiting on ``topic`` now, in one atomic append."""
+        await self._views.catch_up()
+        candidates = await self._views.call(self._views.view.waiting_on, topic)
+        event_id = uuid.uuid4().hex
+        for _ in range(_ATTEMPTS):
+            runs: list[Run] = []
+            for run_id in candidates:
+                try:
+                    run = await self._store.load(run_id)
+                except UnknownRunError:
+                    continue
+                wait = run.state.wait
+                if wait is not None and wait.topic == topic:
+                    runs.append(run)
+            at = self._clock.now()
+            for run in runs:
+                run.receive_event(topic, payload, event_id, at)
+            if await self._store.commit(*runs):
+                return [run.state.run_id for run in runs]
+        raise ConflictingWritersError(f"emit on {topic!r}")
+
+    async def send(self, run_id: str, topic: str, payload: JSONValue) -> None:
+        """Deliver to one run, kept until it waits on ``topic``."""
+        event_id = uuid.uuid4().hex
+        await self._update(run_id, lambda run, at: run.receive_event(topic, payload, event_id, at))
+
+    async def cancel(self, run_id: str, reason: str | None) -> None:
+        """Cancel the run, then its children that are still going (depth first)."""
+        run = await self._update(run_id, lambda run, at: run.cancel(reason, at))
+        await self._views.catch_up()
+        for child in await self._views.call(self._views.view.children, run_id):
+            with contextlib.suppress(RunEndedError, UnknownRunError):
+                await self.cancel(child, reason or f"parent {run_id} cancelled")
+        if run.state.parent_run_id is not None:
+            await self.deliver_child_outcome(run_id)
+
+    async def rewind(self, run_id: str, step: str) -> None:
+        """Run ``step`` and the steps after it again."""
+        await self._update(run_id, lambda run, at: run.rewind(step, at))
+
+    async def deliver_child_outcome(self, child_run_id: str) -> None:
+        """Tell the parent how its child ended (idempotent; a no-op while it runs)."""
+        try:
+            child = (await self._store.load(child_run_id)).state
+        except UnknownRunError:
+            return
+        parent = child.parent_run_id
+        if parent is None or not child.status.is_terminal:
+            return
+        error = None if child.error is None else child.error.to_json()
+        outcome = child_outcome(str(child.status), child.result, error)
+        topic, event_id = child_topic(child_run_id), child_end_event_id(child_run_id)
+        with contextlib.suppress(RunEndedError, UnknownRunError):
+            await self._update(
+                parent, lambda run, at: run.receive_event(topic, outcome, event_id, at)
+            )
+
+    async def _update(self, run_id: str, change: _Change) -> Run:
+        for _ in range(_ATTEMPTS):
+            run = await self._store.load(run_id)
+            change(run, self._clock.now())
+            if await self._store.commit(run):
+                return run
+        raise ConflictingWritersError(f"a write to run {run_id}")

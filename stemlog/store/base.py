@@ -1,0 +1,213 @@
+"""What the rest of stemlog may know about a store: protocols and plain records.
+
+Read models (``projections``) depend on this module only; the runtime gets the
+concrete store from :func:`stemlog.store.urls.parse_store_url` and
+:class:`stemlog.store.events.RunStore`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar, final
+from uuid import UUID
+
+from anyio.abc import TaskStatus
+from eventsourcing.application import Application
+
+from stemlog.clock import Clock
+from stemlog.model.facts import AnyFact
+from stemlog.model.run import Run
+
+T = TypeVar("T")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LoggedFact:
+    """A fact and its position in the log (eventsourcing's notification id)."""
+
+    position: int
+    fact: AnyFact
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Facts that reached the log, in log order.
+
+    ``runs`` holds the committed aggregates (their state includes these
+    facts) where this process committed them; ``local`` says whether it did.
+    """
+
+    facts: Sequence[LoggedFact]
+    runs: Mapping[str, Run] = field(default_factory=dict)
+    local: bool = True
+
+
+AppendListener = Callable[[Appended], None]
+
+
+class LogReader(Protocol):
+    """Reads the log in order (blocking; call it in a worker thread)."""
+
+    def head(self) -> int:
+        """The position of the last fact (0 for an empty log)."""
+        ...
+
+    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
+        """Up to ``limit`` facts from position ``start`` on (up to ``stop``, inclusive)."""
+        ...
+
+
+class Leases(Protocol):
+    """Which worker executes a run, until when."""
+
+    owner: str
+    duration: timedelta
+
+    async def claim(self, run_id: str) -> bool:
+        """Take (or keep) the run for this worker; ``False`` when another holds it."""
+        ...
+
+    async def release(self, run_id: str) -> None:
+        """Give the run up."""
+        ...
+
+    async def renew(self) -> None:
+        """Extend every claim this worker holds (the heartbeat)."""
+        ...
+
+    async def holder(self, run_id: str) -> tuple[str, datetime] | None:
+        """``(owner, expires_at)`` of a live claim on the run, if any."""
+        ...
+
+    async def holders(self, run_ids: list[str]) -> dict[str, tuple[str, datetime]]:
+        """The live claims on these runs."""
+        ...
+
+
+class WorkerGuard(Protocol):
+    """Held while a worker serves a store (SQLite: one worker process per file)."""
+
+    def acquire(self) -> None:
+        """Take the guard.
+
+        Raises:
+            WorkerAlreadyRunningError: another process holds it.
+        """
+        ...
+
+    def release(self) -> None:
+        """Give the guard up."""
+        ...
+
+
+class StoreCore(Protocol):
+    """What backend-specific parts need of the open store."""
+
+    @property
+    def log(self) -> Application[UUID]:
+        """The store's eventsourcing application (its recorder and datastore)."""
+        ...
+
+    async def blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call (in a worker thread unless in memory)."""
+        ...
+
+    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
+        """See :meth:`LogReader.read`."""
+        ...
+
+    def head(self) -> int:
+        """See :meth:`LogReader.head`."""
+        ...
+
+    def take_local(self, position: int) -> bool:
+        """Whether this process committed the fact at ``position`` (asked once)."""
+        ...
+
+    def forget_local_through(self, position: int) -> None:
+        """Forget local positions up to ``position`` (the tail has passed them)."""
+        ...
+
+
+class LogTail(Protocol):
+    """Follows the facts other processes append, from the head at start."""
+
+    async def run(self, *, task_status: TaskStatus[None] = ...) -> None:
+        """Follow until cancelled (started with ``task_group.start``)."""
+        ...
+
+
+class Backend(Protocol):
+    """One kind of store, as parsed from its URL; everything backend-specific."""
+
+    @property
+    def name(self) -> str:
+        """``memory``, ``sqlite`` or ``postgres``."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """The URL the store was opened with."""
+        ...
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The eventsourcing environment of the store's application."""
+        ...
+
+    @property
+    def inline_calls(self) -> bool:
+        """Blocking calls are pure CPU work: run them on the event loop."""
+        ...
+
+    @property
+    def commits_inline_when_alone(self) -> bool:
+        """A lone commit is cheaper on the event loop than a thread hop."""
+        ...
+
+    def schema_lock(self) -> AbstractContextManager[None]:
+        """Held while the tables are created (processes may start together)."""
+        ...
+
+    def prepare(self, log: Application[UUID]) -> None:
+        """Create the store's side tables (in the schema lock)."""
+        ...
+
+    def worker_guard(self) -> WorkerGuard:
+        """What a worker holds while it serves this store."""
+        ...
+
+    def leases(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> Leases:
+        """The lease store a worker claims runs in."""
+        ...
+
+    def lease_reader(self, clock: Clock, store: StoreCore) -> Leases | None:
+        """Leases as seen by an app without a worker (``None``: nobody else holds any)."""
+        ...
+
+    def tail(self, store: StoreCore, listener: AppendListener) -> LogTail | None:
+        """Follows other processes' facts (``None``: no other process can write)."""
+        ...
+
+
+@final
+class NoGuard:
+    """A worker guard for stores that need none."""
+
+    def acquire(self) -> None:
+        """Nothing to hold."""
+
+    def release(self) -> None:
+        """Nothing to give up."""
+
+
+@contextlib.contextmanager
+def no_lock() -> Iterator[None]:
+    """A schema lock for stores that one process opens at a time."""
+    yield

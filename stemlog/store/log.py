@@ -1,0 +1,25 @@
+"""stemlog's eventsourcing application: one aggregate per run, one log."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Transcoder
+from eventsourcing.utils import Environment, EnvType
+
+from stemlog.store.transcoder import OrjsonTranscoder
+
+
+class RunLog(Application[UUID]):
+    """The log of every run's facts (eventsourcing's application named ``stemlog``)."""
+
+    name = "stemlog"
+    log_section_size = 1000
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # Configured by URL only: never let os.environ leak in (eventsourcing merges it).
+        return Environment(name, dict(env or {}))
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()

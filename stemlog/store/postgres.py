@@ -1,0 +1,221 @@
+"""The scale-out store: PostgreSQL through eventsourcing's postgres module.
+
+Any number of processes on any number of machines share one database. What
+is specific to PostgreSQL lives here: the URL's settings, the advisory lock
+that serialises table creation, the LISTEN connection that wakes a process
+when another one appends, and the ``stemlog_leases`` table through which
+worker processes share runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, final
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import anyio
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.sql import SQL, Composed, Identifier
+
+from stemlog.clock import Clock, from_micros, to_micros
+from stemlog.errors import InvalidStoreURLError
+from stemlog.store.base import AppendListener, Leases, LogTail, NoGuard, StoreCore, WorkerGuard
+from stemlog.store.tail import PollingTail
+
+FALLBACK_POLL_SECONDS = 1.0
+"""How long to wait for a NOTIFY before reading the log anyway."""
+
+_SCHEMA_LOCK_KEY = 0x5713_6C06  # "stemlog" schema creation
+
+_LEASES_DDL = (
+    "CREATE TABLE IF NOT EXISTS {leases} (run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+    "expires_at BIGINT NOT NULL)"
+)
+_CLAIM = (
+    "INSERT INTO {leases} AS l (run_id, owner, expires_at) VALUES (%s, %s, %s) "
+    "ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE l.owner = excluded.owner OR l.expires_at < %s RETURNING owner"
+)
+
+
+def _datastore(log: Application[UUID]) -> PostgresDatastore:
+    recorder = log.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
+    return recorder.datastore
+
+
+def _leases_table(datastore: PostgresDatastore) -> Identifier:
+    return Identifier(datastore.schema, "stemlog_leases") if datastore.schema else Identifier(
+        "stemlog_leases"
+    )
+
+
+@final
+class TableLeases:
+    """Claims as rows of ``stemlog_leases``, taken with one atomic upsert each, so
+    any number of worker processes share runs."""
+
+    def __init__(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> None:
+        self.owner = owner
+        self.duration = timedelta(seconds=duration)
+        self._clock = clock
+        self._store = store
+        self._datastore = _datastore(store.log)
+        self._table = _leases_table(self._datastore)
+        self._held: set[str] = set()
+
+    def _sql(self, template: str) -> Composed:
+        return SQL(template).format(leases=self._table)
+
+    def _execute(self, template: str, params: tuple[Any, ...]) -> list[Any]:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._sql(template), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    async def claim(self, run_id: str) -> bool:
+        now = self._clock.now()
+        params = (run_id, self.owner, to_micros(now + self.duration), to_micros(now))
+        rows = await self._store.blocking(self._execute, _CLAIM, params)
+        if rows:
+            self._held.add(run_id)
+        return bool(rows)
+
+    async def release(self, run_id: str) -> None:
+        self._held.discard(run_id)
+        sql = "DELETE FROM {leases} WHERE run_id = %s AND owner = %s"
+        await self._store.blocking(self._execute, sql, (run_id, self.owner))
+
+    async def renew(self) -> None:
+        if not self._held:
+            return
+        until = to_micros(self._clock.now() + self.duration)
+        sql = "UPDATE {leases} SET expires_at = %s WHERE owner = %s"
+        await self._store.blocking(self._execute, sql, (until, self.owner))
+
+    async def holder(self, run_id: str) -> tuple[str, datetime] | None:
+        return (await self.holders([run_id])).get(run_id)
+
+    async def holders(self, run_ids: list[str]) -> dict[str, tuple[str, datetime]]:
+        if not run_ids:
+            return {}
+        sql = "SELECT run_id, owner, expires_at FROM {leases} WHERE run_id = ANY(%s) " \
+              "AND expires_at >= %s"  # fmt: skip
+        params = (list(run_ids), to_micros(self._clock.now()))
+        rows = await self._store.blocking(self._execute, sql, params)
+        return {str(r["run_id"]): (str(r["owner"]), from_micros(r["expires_at"])) for r in rows}
+
+
+def _listen(log: Application[UUID], wake: Callable[[], None], stopped: Callable[[], bool]) -> None:
+    """In a worker thread: LISTEN on the log's channel and wake the tail.
+
+    NOTIFY is only a wake-up (eventsourcing sends one per append); the tail
+    then reads the log after its position, so nothing is missed. The
+    connection is its own (not the pool's), closed when the app stops.
+    """
+    recorder = log.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
+    kwargs = recorder.datastore.pool.kwargs
+    assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
+    settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
+    with psycopg.connect(autocommit=True, **settings) as connection:
+        connection.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
+        while not stopped():
+            for _ in connection.notifies(timeout=0.25, stop_after=1):
+                anyio.from_thread.run_sync(wake)
+
+
+async def _listen_until_cancelled(log: Application[UUID], wake: Callable[[], None]) -> None:
+    stop = False
+    try:
+        await anyio.to_thread.run_sync(_listen, log, wake, lambda: stop, abandon_on_cancel=True)
+    finally:
+        stop = True  # the thread ends within a quarter of a second
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PostgresBackend:
+    """``postgresql://user:password@host:port/dbname[?schema=S&pool_size=N&...]``."""
+
+    url: str
+    env: dict[str, str]
+    name: str = "postgres"
+    inline_calls: bool = False
+    commits_inline_when_alone: bool = False
+
+    @classmethod
+    def from_url(cls, url: str, query: dict[str, str]) -> PostgresBackend:
+        """Parse a ``postgresql://`` URL.
+
+        Raises:
+            InvalidStoreURLError: no database named.
+        """
+        split = urlsplit(url)
+        dbname = split.path.lstrip("/")
+        if not dbname:
+            raise InvalidStoreURLError(url, "postgresql URLs name a database: postgresql://host/db")
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(dbname),
+            "POSTGRES_HOST": split.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(split.port or 5432),
+            "POSTGRES_USER": unquote(split.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(split.password or ""),
+            "POSTGRES_POOL_SIZE": query.get("pool_size", "4"),
+            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", "8"),
+            "POSTGRES_LOCK_TIMEOUT": query.get("lock_timeout", "10"),
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+        }
+        if "schema" in query:
+            env["POSTGRES_SCHEMA"] = query["schema"]
+        return cls(url, env)
+
+    def schema_lock(self) -> AbstractContextManager[None]:
+        """Serialise table creation between processes opening one database.
+
+        eventsourcing creates its tables, types and functions on open;
+        processes doing so at the same moment fail with "tuple concurrently
+        updated". A session advisory lock makes them take turns.
+        """
+        return self._advisory_lock()
+
+    @contextlib.contextmanager
+    def _advisory_lock(self) -> Iterator[None]:
+        env = self.env
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
+        ) as connection:  # fmt: skip
+            connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+
+    def prepare(self, log: Application[UUID]) -> None:
+        """Create the leases table."""
+        datastore = _datastore(log)
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(SQL(_LEASES_DDL).format(leases=_leases_table(datastore)))
+
+    def worker_guard(self) -> WorkerGuard:
+        return NoGuard()  # any number of worker processes share a database
+
+    def leases(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> Leases:
+        return TableLeases(owner, duration, clock, store)
+
+    def lease_reader(self, clock: Clock, store: StoreCore) -> Leases | None:
+        return TableLeases("reader", 30.0, clock, store)
+
+    def tail(self, store: StoreCore, listener: AppendListener) -> LogTail | None:
+        async def waker(wake: Callable[[], None]) -> None:
+            await _listen_until_cancelled(store.log, wake)
+
+        return PollingTail(store, listener, FALLBACK_POLL_SECONDS, waker)
