@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from projections.rows import RunRow
 
 from projections import audit
+from projections.runs import RunRow
 from projections.view import RunsQuery
-from projections.views.schema import row_to_record
+from projections.views.schema import COLUMNS, row_to_record
 from projections.views.sqlite import SQLiteRunsView
 from stemlog.model.records import RunStatus
 from stemlog.model.run import Run
+from stemlog.store.events import RunStore
 from stemlog.store.log import RunLog
 from stemlog.store.urls import parse_store_url
 
@@ -102,16 +103,17 @@ def read_rate(log: RunLog, decode: bool) -> float:
 
 
 def rebuild_benchmark(runs: int, folder: Path) -> dict[str, Any]:
-    log = RunLog(env=parse_store_url(f"sqlite:///{folder / 'rebuild.db'}").env)
+    store = RunStore(parse_store_url(f"sqlite:///{folder / 'rebuild.db'}"))
+    log = store.log
     try:
         facts = write_seed_runs(log, runs)
-        view = log.factory.tracking_recorder(SQLiteRunsView)
+        view = store.tracking_recorder(SQLiteRunsView)
         raw = read_rate(log, decode=False)
         decoded = read_rate(log, decode=True)
-        result = audit.rebuild(log, view)
+        result = audit.rebuild(store, view)
         assert result.position == facts
     finally:
-        log.close()
+        store.close()
     return {
         "runs": runs, "facts": facts, "rebuild_facts_per_s": result.events_per_second,
         "raw_read_facts_per_s": raw, "decoded_read_facts_per_s": decoded,
@@ -129,8 +131,11 @@ def synthetic_rows(count: int) -> list[tuple[Any, ...]]:
             workflow=("approvals.flow", "billing.retry-script", "other")[index % 3],
             kind="flow", version=1,
             status=RunStatus.SUSPENDED if suspended else RunStatus.COMPLETED,
-            params={}, created_at=START, updated_at=START, position=5,
-            wait_topic=f"topic.{index % 1000}" if suspended else None,
+            params={}, created_at=START, updated_at=START, position=5, parent_run_id=None,
+            ttl=None, result=None, error=None, current_step="review" if suspended else None,
+            wait_topic=f"topic.{index % 1000}" if suspended else None, wake_at=None,
+            deadline=None, retry_at=None, attempts=0, cancel_reason=None,
+            ended_at=None if suspended else START, expires_at=None, due_at=None, state={},
         )  # fmt: skip
         rows.append(row_to_record(row))
     return rows
@@ -143,7 +148,8 @@ def latency_benchmark(size: int, folder: Path, calls: int) -> dict[str, Any]:
         records = synthetic_rows(size)
         with view.datastore.transaction(commit=True) as cursor:
             cursor.executemany(view.render(_insert_runs()), records)
-            watchers = [(r[15], r[0]) for r in records if r[15] is not None]
+            topic = COLUMNS.index("wait_topic")
+            watchers = [(r[topic], r[0]) for r in records if r[topic] is not None]
             cursor.executemany(view.render("INSERT INTO {watchers} VALUES (?, ?)"), watchers)
         query = RunsQuery(workflow="billing.retry-script", status=RunStatus.SUSPENDED, limit=100)
         list_ms = _median_ms(lambda: view.list_rows(query), calls)
@@ -154,8 +160,6 @@ def latency_benchmark(size: int, folder: Path, calls: int) -> dict[str, Any]:
 
 
 def _insert_runs() -> str:
-    from projections.views.schema import COLUMNS
-
     return f"INSERT INTO {{runs}} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 

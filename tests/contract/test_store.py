@@ -1,0 +1,150 @@
+"""The store's contract: loads, appends, conflicts, group commit, reading the log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from stemlog.errors import UnknownRunError
+from stemlog.model.facts import RunStarted, StepCompleted, StepStarted
+from stemlog.model.run import Run
+from stemlog.store.base import Appended
+from stemlog.store.events import RunStore
+from stemlog.store.urls import parse_store_url
+from tests.contract.backends import OnMemory, OnPostgres, OnSQLite
+
+pytestmark = pytest.mark.anyio
+T = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def new_run(workflow: str = "w") -> Run:
+    return Run.begin(
+        run_id=uuid.uuid4(), at=T, workflow=workflow, kind="flow", workflow_version=1,
+        params={"x": [1, {"y": None}]}, fingerprint="f", parent_run_id=None, policy=None,
+        ttl=None, forked_from=None,
+    )  # fmt: skip
+
+
+class StoreContract:
+    @pytest.fixture
+    async def store(self, url: str) -> AsyncIterator[RunStore]:
+        store = await anyio.to_thread.run_sync(lambda: RunStore(parse_store_url(url)))
+        await anyio.to_thread.run_sync(store.backend.prepare, store.log)
+        try:
+            yield store
+        finally:
+            await anyio.to_thread.run_sync(store.close)
+
+    async def test_a_committed_run_loads_with_its_state(self, store: RunStore) -> None:
+        run = new_run()
+        run.start_step(("a", 0), 1, T)
+        assert await store.commit(run)
+        loaded = await store.load(run.state.run_id)
+        assert loaded.state == run.state
+        assert loaded.version == 2
+
+    async def test_facts_come_back_in_order_with_their_fields(self, store: RunStore) -> None:
+        run = new_run()
+        run.start_step(("a", 0), 1, T)
+        run.complete_step(("a", 0), {"v": 1}, T + timedelta(seconds=1))
+        await store.commit(run)
+        facts = await store.facts(run.state.run_id)
+        assert [type(f) for f in facts] == [RunStarted, StepStarted, StepCompleted]
+        assert [f.originator_version for f in facts] == [1, 2, 3]
+        assert facts[2].value == {"v": 1} and facts[2].timestamp == T + timedelta(seconds=1)
+        assert await store.facts(str(uuid.uuid4())) == []
+
+    async def test_an_unknown_or_malformed_run_id_is_unknown(self, store: RunStore) -> None:
+        with pytest.raises(UnknownRunError):
+            await store.load(str(uuid.uuid4()))
+        with pytest.raises(UnknownRunError):
+            await store.load("not a uuid")
+
+    async def test_a_stale_writer_loses_and_writes_nothing(self, store: RunStore) -> None:
+        run = new_run()
+        await store.commit(run)
+        first, second = await store.load(run.state.run_id), await store.load(run.state.run_id)
+        first.start_step(("a", 0), 1, T)
+        second.start_step(("b", 0), 1, T)
+        assert await store.commit(first)
+        head = await store.blocking(store.head)
+        assert not await store.commit(second)
+        assert await store.blocking(store.head) == head
+        assert (await store.load(run.state.run_id)).state.current == ("a", 0)
+
+    async def test_concurrent_commits_are_grouped_and_a_conflict_stays_its_own(
+        self, store: RunStore
+    ) -> None:
+        runs = [new_run(f"w{i}") for i in range(20)]
+        seen: list[Appended] = []
+        store.add_listener(seen.append)
+        stale = new_run()
+        await store.commit(stale)
+        twin = await store.load(stale.state.run_id)
+        twin.start_step(("x", 0), 1, T)
+        await store.commit(twin)
+        stale.start_step(("y", 0), 1, T)  # version 2 is taken: this one conflicts
+        outcomes: dict[int, bool] = {}
+
+        async def commit(index: int, run: Run) -> None:
+            outcomes[index] = await store.commit(run)
+
+        async with anyio.create_task_group() as group:
+            for index, run in enumerate([*runs, stale]):
+                group.start_soon(commit, index, run)
+        assert [outcomes[i] for i in range(20)] == [True] * 20
+        assert outcomes[20] is False
+        for run in runs:
+            assert (await store.load(run.state.run_id)).version == 1
+        announced = [item.fact for appended in seen for item in appended.facts]
+        assert {str(f.originator_id) for f in announced} >= {r.state.run_id for r in runs}
+        assert all(appended.local for appended in seen)
+
+    async def test_the_log_reads_in_position_order(self, store: RunStore) -> None:
+        runs = [new_run() for _ in range(5)]
+        for run in runs:
+            await store.commit(run)
+        head = await store.blocking(store.head)
+        page = await store.blocking(store.read, 1, 100)
+        assert [item.position for item in page] == sorted(item.position for item in page)
+        assert page[-1].position == head
+        assert [str(i.fact.originator_id) for i in page[-5:]] == [r.state.run_id for r in runs]
+        assert await store.blocking(store.read, head + 1, 100) == []
+        two = await store.blocking(store.read, page[0].position, 2)
+        assert [i.position for i in two] == [p.position for p in page[:2]]
+
+    async def test_local_positions_are_known_once(self, store: RunStore) -> None:
+        run = new_run()
+        await store.commit(run)
+        head = await store.blocking(store.head)
+        assert store.take_local(head)
+        assert not store.take_local(head)
+        other = new_run()
+        await store.commit(other)
+        store.forget_local_through(head + 1)
+        assert not store.take_local(head + 1)
+
+    async def test_values_are_stored_exactly(self, store: RunStore) -> None:
+        run = new_run()
+        value: Any = {"s": "é\u2028", "n": 2**63 - 1, "f": 0.1, "l": [True, None], "d": {}}
+        run.start_step(("a", 0), 1, T)
+        run.complete_step(("a", 0), value, T)
+        await store.commit(run)
+        assert (await store.load(run.state.run_id)).state.completed[("a", 0)] == value
+
+
+class TestMemoryStore(OnMemory, StoreContract):
+    pass
+
+
+class TestSQLiteStore(OnSQLite, StoreContract):
+    pass
+
+
+class TestPostgresStore(OnPostgres, StoreContract):
+    pass
