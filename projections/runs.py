@@ -64,7 +64,7 @@ def row_of(state: RunState, seq: int) -> RunRow:
     """The row of a run in ``state`` whose ``RunStarted`` is at log position ``seq``."""
     wait = state.wait
     due = schedule.next_due(state)
-    kept = state_to_json(state.without_ledger())
+    kept = state_to_json(state, ledger=False)
     del kept["params"], kept["result"]
     return RunRow(
         run_id=state.run_id, seq=seq, workflow=state.workflow, kind=str(state.kind),

@@ -25,9 +25,34 @@ def _moment(value: Any) -> datetime | None:
     return None if value is None else from_micros(int(value))
 
 
-def state_to_json(state: RunState) -> dict[str, Any]:
-    """The state as a JSON object (see :func:`state_from_json`)."""
+def state_to_json(state: RunState, *, ledger: bool = True) -> dict[str, Any]:
+    """The state as a JSON object (see :func:`state_from_json`).
+
+    With ``ledger=False`` it is the object of ``state.without_ledger()``,
+    without making that copy first.
+    """
     wait, resume = state.wait, state.resume
+    if not ledger:
+        return {**_LEDGER_FREE, **_rest(state, wait, resume)}
+    return {**_ledger(state), **_rest(state, wait, resume)}
+
+
+_LEDGER_FREE: dict[str, Any] = {
+    "completed": [], "steps": [], "failures": [], "retries": [], "received": [],
+}  # fmt: skip
+
+
+def _ledger(state: RunState) -> dict[str, Any]:
+    return {
+        "completed": [[name, i, value] for (name, i), value in state.completed.items()],
+        "steps": [list(key) for key in state.steps],
+        "failures": [[name, i, e.to_json()] for (name, i), e in state.failures.items()],
+        "retries": [[name, i, count] for (name, i), count in state.retries.items()],
+        "received": sorted(state.received),
+    }
+
+
+def _rest(state: RunState, wait: PendingWait | None, resume: Resume | None) -> dict[str, Any]:
     return {
         "run_id": state.run_id, "workflow": state.workflow, "kind": str(state.kind),
         "workflow_version": state.workflow_version, "params": state.params,
@@ -36,14 +61,9 @@ def state_to_json(state: RunState) -> dict[str, Any]:
         "ttl": state.ttl, "forked_from": state.forked_from,
         "created_at": _time(state.created_at), "status": str(state.status),
         "position": state.position, "updated_at": _time(state.updated_at),
-        "completed": [[name, i, value] for (name, i), value in state.completed.items()],
-        "steps": [list(key) for key in state.steps],
         "current": None if state.current is None else list(state.current),
         "attempt": state.attempt, "in_flight": state.in_flight, "failed": state.failed,
         "retry_at": _time(state.retry_at), "step_started_at": _time(state.step_started_at),
-        "failures": [[name, i, e.to_json()] for (name, i), e in state.failures.items()],
-        "retries": [[name, i, count] for (name, i), count in state.retries.items()],
-        "received": sorted(state.received),
         "wait": None if wait is None else {
             "step": wait.step, "iteration": wait.iteration, "topic": wait.topic,
             "wake_at": _time(wait.wake_at), "deadline": _time(wait.deadline),

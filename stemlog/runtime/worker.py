@@ -100,11 +100,11 @@ class Worker:
         drive goes on by itself.
         """
         state = run.state
-        due = next_due(state)
-        self.timers.set(state.run_id, None if due is None else due.at)
         session = self._sessions.get(state.run_id)
         if session is not None and session.state is state:
-            return
+            return  # the drive arms the run's timer when it ends
+        due = next_due(state)
+        self.timers.set(state.run_id, None if due is None else due.at)
         if self._serves(state) and runnable(state, self._clock.now()):
             self.schedule(state.run_id, run)
 

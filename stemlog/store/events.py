@@ -36,6 +36,12 @@ T = TypeVar("T")
 R = TypeVar("R", bound=TrackingRecorder)
 
 _CONFLICT = object()
+
+_QUIET_BEFORE_INLINE = 3
+"""Lone writes in a thread that nobody joined before a lone write may go on the event loop."""
+_PROBE_EVERY = 16
+"""While writing on the event loop, one lone write in this many still goes through a
+thread, so that other writers can show up and join it."""
 """A submission's outcome when another writer appended to one of its runs first."""
 
 
@@ -60,7 +66,8 @@ class RunStore:
         self.limiter = CapacityLimiter(4)
         self._queue: list[_Submission] = []
         self._writing = False
-        self._contended = False
+        self._quiet = 0
+        self._inline_writes = 0
         self._listeners: list[AppendListener] = []
         self._local: set[int] = set()
 
@@ -136,10 +143,13 @@ class RunStore:
         """Append the pending facts of ``runs`` atomically and durably.
 
         Group commit without a committer task: the first submitter finding no
-        write under way becomes the leader and writes everything queued in one
-        transaction; submissions arriving meanwhile wait, and the next of them
-        leads the following write. A started write is shielded from
-        cancellation, so it always finishes and is reported.
+        write under way becomes the leader; it lets the other ready tasks run
+        once (so their commits queue up), then writes everything queued in one
+        transaction. Submissions arriving meanwhile wait, and the next of them
+        leads the following write. A lone submission on a backend that allows
+        it is written on the event loop (a thread hop would cost more than it
+        saves). A started write is shielded from cancellation, so it always
+        finishes and is reported.
 
         Returns:
             ``False`` when another writer appended to one of the runs first;
@@ -169,13 +179,13 @@ class RunStore:
         try:
             with CancelScope(shield=True):
                 batch, self._queue = self._queue, []
-                alone = len(batch) == 1 and not self._contended
-                if alone and self.backend.commits_inline_when_alone:
+                if self._inline(batch):
                     self._write(batch)
                 else:
                     await self.blocking(self._write, batch)
-                # Someone queued while this write ran: the app is busy, keep off the loop.
-                self._contended = bool(self._queue)
+                    # Nobody joined or queued while this lone write was away: quiet.
+                    alone = len(batch) == 1 and not self._queue
+                    self._quiet = self._quiet + 1 if alone else 0
                 for submission in batch:
                     submission.finished = True
                     if submission.wake is not None:
@@ -185,6 +195,21 @@ class RunStore:
             self._writing = False
             if self._queue and self._queue[0].wake is not None:
                 self._queue[0].wake.set()  # hand the lead to the next submitter
+
+    def _inline(self, batch: list[_Submission]) -> bool:
+        """Whether to write this batch on the event loop: a lone submission while the
+        store has been quiet, except for a regular probe through a thread.
+
+        A thread hop costs about a third of a SQLite fsync; but a write on the
+        event loop blocks every other task, so nobody can join it: group commit
+        needs the thread as soon as there is company.
+        """
+        if len(batch) != 1 or not self.backend.commits_inline_when_alone:
+            return False
+        if self._quiet < _QUIET_BEFORE_INLINE:
+            return False
+        self._inline_writes += 1
+        return self._inline_writes % _PROBE_EVERY != 0
 
     def _announce(self, batch: list[_Submission]) -> None:
         facts: list[LoggedFact] = []
