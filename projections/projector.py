@@ -60,9 +60,13 @@ class Projector:
         page = self.log.read(expected + 1, self.page_size, stop)
         if not page:
             return None
-        started = {str(i.fact.originator_id) for i in page if isinstance(i.fact, RunStarted)}
-        continued = {str(i.fact.originator_id) for i in page} - started
-        previous = self.view.load_rows(sorted(continued))
+        started: set[object] = set()
+        touched: set[object] = set()
+        for item in page:
+            touched.add(item.fact.originator_id)
+            if isinstance(item.fact, RunStarted):
+                started.add(item.fact.originator_id)
+        previous = self.view.load_rows(sorted(str(run_id) for run_id in touched - started))
         rows, stats = fold_page(page, previous)
         last = page[-1].position
         self.view.write_page(rows, expected, last, stats, previous)

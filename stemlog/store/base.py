@@ -126,6 +126,10 @@ class StoreCore(Protocol):
         """See :meth:`LogReader.head`."""
         ...
 
+    def track_local(self) -> None:
+        """Remember this process's commit positions from now on."""
+        ...
+
     def take_local(self, position: int) -> bool:
         """Whether this process committed the fact at ``position`` (asked once)."""
         ...

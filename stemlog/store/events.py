@@ -69,7 +69,8 @@ class RunStore:
         self._quiet = 0
         self._inline_writes = 0
         self._listeners: list[AppendListener] = []
-        self._local: set[int] = set()
+        self._local: set[int] | None = None
+        """Positions this process committed, kept only while a tail follows the log."""
 
     # -- reading ------------------------------------------------------------
 
@@ -127,9 +128,14 @@ class RunStore:
         """Call ``listener`` (in the event loop) with the facts of every commit."""
         self._listeners.append(listener)
 
+    def track_local(self) -> None:
+        """Remember the positions of this process's commits from now on (a tail follows)."""
+        if self._local is None:
+            self._local = set()
+
     def take_local(self, position: int) -> bool:
         """Whether this process committed the fact at ``position`` (forgets it)."""
-        if position in self._local:
+        if self._local is not None and position in self._local:
             self._local.discard(position)
             return True
         return False
@@ -217,7 +223,8 @@ class RunStore:
         for submission in batch:
             if submission.outcome is None and submission.positions is not None:
                 facts.extend(map(LoggedFact, submission.positions, submission.events))
-                self._local.update(submission.positions)
+                if self._local is not None:
+                    self._local.update(submission.positions)
                 runs.update({run.state.run_id: run for run in submission.runs})
         if facts:
             appended = Appended(facts, runs, local=True)

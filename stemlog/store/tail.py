@@ -46,6 +46,7 @@ class PollingTail:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Follow the log from its head now until cancelled."""
+        self._store.track_local()
         self._position = await self._store.blocking(self._store.head)
         async with anyio.create_task_group() as group:
             if self._waker is not None:

@@ -119,6 +119,7 @@ class StoreContract:
         assert [i.position for i in two] == [p.position for p in page[:2]]
 
     async def test_local_positions_are_known_once(self, store: RunStore) -> None:
+        store.track_local()
         run = new_run()
         await store.commit(run)
         head = await store.blocking(store.head)
