@@ -16,6 +16,7 @@ import orjson
 from eventsourcing.persistence import Notification, Transcoder
 
 from stemlog.model.facts import FACTS_BY_TOPIC, AnyFact, make_fact
+from stemlog.model.records import WorkflowKind
 
 _DATETIME_TAG = "datetime_iso"
 _TIME_FIELDS = frozenset({"timestamp", "deadline", "wake_at", "retry_at"})
@@ -45,13 +46,16 @@ class OrjsonTranscoder(Transcoder):
 
 
 def decode_fact_state(data: bytes) -> Any:
-    """A stored fact's fields, with its top-level datetimes restored."""
+    """A stored fact's fields, with its top-level datetimes (and ``RunStarted.kind``)
+    restored to their types."""
     state = orjson.loads(data)
     if isinstance(state, dict):
         for key in _TIME_FIELDS.intersection(state):
             value = state[key]
             if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
                 state[key] = datetime.fromisoformat(value["_data_"])
+        if "kind" in state:
+            state["kind"] = WorkflowKind(state["kind"])
     return state
 
 

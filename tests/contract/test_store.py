@@ -12,6 +12,7 @@ import pytest
 
 from stemlog.errors import UnknownRunError
 from stemlog.model.facts import RunStarted, StepCompleted, StepStarted
+from stemlog.model.records import WorkflowKind
 from stemlog.model.run import Run
 from stemlog.store.base import Appended
 from stemlog.store.events import RunStore
@@ -57,6 +58,9 @@ class StoreContract:
         assert [type(f) for f in facts] == [RunStarted, StepStarted, StepCompleted]
         assert [f.originator_version for f in facts] == [1, 2, 3]
         assert facts[2].value == {"v": 1} and facts[2].timestamp == T + timedelta(seconds=1)
+        assert type(facts[0].kind) is WorkflowKind and facts[0].kind is WorkflowKind.FLOW
+        (logged,) = await store.blocking(store.read, 1, 1)
+        assert type(logged.fact.kind) is WorkflowKind
         assert await store.facts(str(uuid.uuid4())) == []
 
     async def test_an_unknown_or_malformed_run_id_is_unknown(self, store: RunStore) -> None:
