@@ -21,9 +21,14 @@ from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.authoring.refs import WorkflowRef
 from stemlog.authoring.registry import Registry
 from stemlog.authoring.workflows import Definable
-from stemlog.clock import Clock, Duration, SystemClock, to_seconds
+from stemlog.clock import Clock, Duration, SystemClock, optional_seconds, to_seconds
 from stemlog.codec import JSONValue, normalize_json
-from stemlog.errors import AppNotOpenError, UnknownRunError, UnknownWorkflowError
+from stemlog.errors import (
+    AppNotOpenError,
+    InvalidPayloadError,
+    UnknownRunError,
+    UnknownWorkflowError,
+)
 from stemlog.execution.replay import ReplayReport, replay
 from stemlog.model.facts import RunCompleted, RunFailed
 from stemlog.model.fold import fold
@@ -52,13 +57,17 @@ class WorkflowApp(AsyncContextManagerMixin):
         clock: Clock | None = None,
         lease: Duration = 30.0,
         concurrency: int = 64,
+        store_timeout: Duration = 30.0,
     ) -> None:
         self.url = url
         self._backend = parse_store_url(url)
         self._clock: Clock = clock or SystemClock()
         self._with_worker = worker
-        self._lease = to_seconds(lease)
-        self._concurrency = max(int(concurrency), 1)
+        self._lease = to_seconds(lease, "lease", positive=True)
+        self._store_timeout = to_seconds(store_timeout, "store_timeout", positive=True)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidPayloadError("concurrency", f"an int >= 1 is needed, got {concurrency!r}")
+        self._concurrency = concurrency
         self._registry = Registry()
         self._runtime: Runtime | None = None
 
@@ -71,6 +80,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         clock: Clock | None = None,
         lease: Duration = 30.0,
         concurrency: int = 64,
+        store_timeout: Duration = 30.0,
     ) -> WorkflowApp:
         """An app on ``memory://``, ``sqlite:///path`` or ``postgresql://...``.
 
@@ -83,17 +93,23 @@ class WorkflowApp(AsyncContextManagerMixin):
             clock: where time comes from (tests inject a ``ManualClock``).
             lease: how long a claim on a run lasts without a heartbeat.
             concurrency: how many runs the worker drives at once.
+            store_timeout: how long a call waits for a store that went away
+                (a restarting database, a locked file) before it fails with
+                ``StoreUnavailableError``; the background work keeps retrying.
 
         Raises:
             InvalidStoreURLError: the URL is not understood.
+            InvalidPayloadError: a duration or ``concurrency`` that means nothing.
         """
-        return cls(url, worker=worker, clock=clock, lease=lease, concurrency=concurrency)
+        return cls(url, worker=worker, clock=clock, lease=lease, concurrency=concurrency,
+                   store_timeout=store_timeout)  # fmt: skip
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[WorkflowApp]:
         async with open_runtime(
             self._backend, self._registry, self._clock,
             worker=self._with_worker, concurrency=self._concurrency, lease=self._lease,
+            store_timeout=self._store_timeout,
         ) as runtime:  # fmt: skip
             self._runtime = runtime
             try:
@@ -196,7 +212,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         # known_running: this app just started the run and its worker drives it,
         # so its terminal fact will pass through this app's commit listener.
         runtime = self._open()
-        with anyio.move_on_after(None if timeout is None else to_seconds(timeout)):
+        with anyio.move_on_after(optional_seconds(timeout, "timeout")):
             while True:
                 ended = runtime.signals.watch(run_id)
                 fact = runtime.signals.ended(run_id)
@@ -248,6 +264,8 @@ class WorkflowApp(AsyncContextManagerMixin):
             RunEndedError: the run has already ended.
         """
         parse_run_id(run_id)
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidPayloadError("reason", f"a string or None is needed, got {reason!r}")
         await self._open().commands.cancel(run_id, reason)
 
     async def rewind(self, run_id: str, step: str) -> None:
@@ -258,6 +276,7 @@ class WorkflowApp(AsyncContextManagerMixin):
             UnknownStepError: the run never ran ``step``.
         """
         parse_run_id(run_id)
+        _check_step(step)
         await self._open().commands.rewind(run_id, step)
 
     async def fork(self, run_id: str, step: str) -> str:
@@ -270,6 +289,7 @@ class WorkflowApp(AsyncContextManagerMixin):
             UnknownStepError: the run never ran ``step``.
         """
         parse_run_id(run_id)
+        _check_step(step)
         run = await self._open().commands.fork(run_id, step)
         return run.state.run_id
 
@@ -346,6 +366,11 @@ class WorkflowApp(AsyncContextManagerMixin):
         whose ``ttl`` has passed since they ended are left out unless
         ``include_expired``.
         """
+        if status is not None and status not in set(RunStatus):
+            known = ", ".join(RunStatus)
+            raise InvalidPayloadError("status", f"one of {known} is needed, got {status!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidPayloadError("limit", f"an int >= 0 is needed, got {limit!r}")
         return await self._queries().list_runs(workflow, status, limit, after, include_expired)
 
     @property
@@ -372,6 +397,11 @@ class WorkflowApp(AsyncContextManagerMixin):
         if not facts:
             raise UnknownRunError(run_id)
         return [to_record(fact) for fact in facts]
+
+
+def _check_step(step: object) -> None:
+    if not isinstance(step, str) or not step:
+        raise InvalidPayloadError("step", f"a step name is needed, got {step!r}")
 
 
 def _result_of(run_id: str, fact: TerminalFact) -> WorkflowResult:

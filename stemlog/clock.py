@@ -6,6 +6,7 @@ The engine reads time only through a :class:`Clock`, so tests can inject a
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeAlias, final
 
@@ -17,21 +18,55 @@ Duration: TypeAlias = float | int | timedelta
 """Float seconds or a ``timedelta``."""
 
 
-def to_seconds(duration: Duration) -> float:
-    """Convert a duration to float seconds; negative durations count as zero.
+MAX_DURATION = 100 * 365.25 * 86_400.0
+"""The longest duration stemlog keeps (100 years): anything longer would overflow
+the datetimes it is added to, or is a mistake."""
+
+
+def to_seconds(duration: Duration, what: str = "a duration", *, positive: bool = False) -> float:
+    """Validate a duration and return it as float seconds.
+
+    The one place durations are checked: ``sleep``, ``sleep_for``,
+    ``timeout=``, ``ttl``, ``lease``, retry delays and policy limits all come
+    through here before anything is written.
+
+    Args:
+        duration: float seconds or a ``timedelta``.
+        what: how the value is named in the error ("ttl", "timeout", ...).
+        positive: zero is refused too (a lease, a store timeout).
 
     Raises:
-        InvalidPayloadError: ``duration`` is neither a number nor a ``timedelta``.
+        InvalidPayloadError: not a number or a ``timedelta``; NaN or an
+            infinity; negative (or zero with ``positive``); over
+            :data:`MAX_DURATION`.
     """
     if isinstance(duration, timedelta):
         seconds = duration.total_seconds()
-    elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        seconds = float(duration)
+    elif isinstance(duration, int | float) and not isinstance(duration, bool):
+        try:
+            seconds = float(duration)
+        except OverflowError:  # an int beyond any float
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            needed = f"a finite number of seconds is needed, got {duration!r}"
+            raise InvalidPayloadError(what, needed)
     else:
         raise InvalidPayloadError(
-            "a duration", f"float seconds or a timedelta are needed, got {duration!r}"
+            what, f"float seconds or a timedelta are needed, got {duration!r}"
         )
-    return max(seconds, 0.0)
+    if seconds < 0 or (positive and seconds == 0):
+        bound = "greater than zero" if positive else "zero or more"
+        raise InvalidPayloadError(what, f"a duration of {bound} seconds is needed, got {seconds}")
+    if seconds > MAX_DURATION:
+        raise InvalidPayloadError(
+            what, f"at most {MAX_DURATION:,.0f} seconds (100 years), got {seconds:,.0f}"
+        )
+    return seconds
+
+
+def optional_seconds(duration: Duration | None, what: str) -> float | None:
+    """:func:`to_seconds`, with ``None`` passed through (no limit, no timeout)."""
+    return None if duration is None else to_seconds(duration, what)
 
 
 def require_aware(moment: datetime, what: str) -> datetime:
@@ -103,7 +138,7 @@ class ManualClock:
 
     def advance(self, duration: Duration) -> None:
         """Move the clock forward and wake sleepers that are due."""
-        self._now += timedelta(seconds=to_seconds(duration))
+        self._now += timedelta(seconds=to_seconds(duration, "ManualClock.advance"))
         changed, self._changed = self._changed, None
         if changed is not None:
             changed.set()

@@ -1,11 +1,17 @@
 """JSON values with orjson: what a payload may be, and its normal form.
 
 A *JSON value* in stemlog is what orjson encodes: ``None``, bools, 64-bit ints,
-finite floats, strings, lists and dicts with string keys, plus what orjson
-serialises natively (dataclasses, datetimes, UUIDs, enums), which are stored in
-their JSON form. Every user value is normalised to that JSON form *before* it
-enters a fact, so the code sees the same value live and on replay, and a value
-that cannot be stored is refused before anything is appended.
+finite floats, strings (valid Unicode: no lone surrogates), lists and dicts
+with string keys, plus what orjson serialises natively (dataclasses,
+datetimes, UUIDs, enums), which are stored in their JSON form. Every user
+value is normalised to that JSON form *before* it enters a fact, so the code
+sees the same value live and on replay, and a value that cannot be stored as
+it is — a non-string key, NaN or an infinity, an integer over 64 bits, a lone
+surrogate, nesting deeper than :data:`MAX_DEPTH` levels, or an encoding larger
+than :data:`MAX_VALUE_BYTES` — is refused with
+:class:`~stemlog.errors.InvalidPayloadError` before anything is appended.
+Nothing is ever changed silently (``{1: "a"}`` is refused, not stored as
+``{"1": "a"}``).
 """
 
 from __future__ import annotations
@@ -23,16 +29,22 @@ JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, J
 JSONObject: TypeAlias = "dict[str, JSONValue]"
 """A JSON object: params, error records, policies."""
 
+MAX_DEPTH = 100
+"""How deeply lists and objects may nest in one value."""
+MAX_VALUE_BYTES = 4 * 1024 * 1024
+"""The largest encoded value (params, a step's value, a payload, a result): 4 MiB.
+A run's facts are read whenever it is loaded, so large blobs belong in a blob
+store, with their key in the run."""
 
-def _reject_non_finite(value: object) -> None:
+
+def _check_tree(value: object, depth: int) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise TypeError(f"{value!r} is not a finite number")
-    if isinstance(value, dict):
-        for item in value.values():
-            _reject_non_finite(item)
-    elif isinstance(value, list):
-        for item in value:
-            _reject_non_finite(item)
+        raise InvalidPayloadError("value", f"{value!r} is not a finite number")
+    if isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            raise InvalidPayloadError("value", f"nests deeper than {MAX_DEPTH} levels")
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_tree(item, depth + 1)
 
 
 def normalize_json(value: object, what: str) -> JSONValue:
@@ -47,14 +59,25 @@ def normalize_json(value: object, what: str) -> JSONValue:
             (which orjson would silently turn into ``null``).
     """
     try:
-        encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-        if b"null" in encoded:
-            _reject_non_finite(value)
+        encoded = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError) as error:
-        raise InvalidPayloadError(what, f"cannot be stored as JSON: {error}") from None
+        reason = str(error)
+        if "Recursion limit" in reason:
+            reason = f"nests deeper than {MAX_DEPTH} levels"
+        raise InvalidPayloadError(what, f"cannot be stored as JSON: {reason}") from None
+    if len(encoded) > MAX_VALUE_BYTES:
+        raise InvalidPayloadError(
+            what, f"is {len(encoded):,} bytes as JSON, over the limit of {MAX_VALUE_BYTES:,}"
+        )
     if value is None or type(value) in (str, bool, int):
         return value  # type: ignore[return-value]  # checked by type() above
     normal: JSONValue = orjson.loads(encoded)
+    # NaN and infinities encode as null; nesting is bounded by the brackets.
+    if b"null" in encoded or encoded.count(b"[") + encoded.count(b"{") >= MAX_DEPTH:
+        try:
+            _check_tree(value if b"null" in encoded else normal, 0)
+        except InvalidPayloadError as error:
+            raise InvalidPayloadError(what, error.reason) from None
     return normal
 
 

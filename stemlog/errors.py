@@ -16,6 +16,8 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     ├── RunEndedError (RuntimeError)         a write to a run that has already ended
     ├── AppNotOpenError (RuntimeError)       a call on an app outside ``async with``
     ├── WorkerAlreadyRunningError (RuntimeError) a second worker process on one SQLite file
+    ├── StoreUnavailableError (ConnectionError) the store stayed away longer than ``store_timeout``
+    ├── StoreWriteError (OSError)            the store refused a write: disk full, read-only
     ├── NonDeterminismError (RuntimeError)   the code asked for another step than the log holds
     ├── StepFailedError (RuntimeError)       a script step failed and has no attempt left
     ├── ChildWorkflowError (RuntimeError)    a child run awaited by its parent did not complete
@@ -38,11 +40,12 @@ class StemlogError(Exception):
 class UnknownWorkflowError(StemlogError, LookupError):
     """No workflow definition is registered under ``name``."""
 
-    def __init__(self, name: str, version: int | None = None) -> None:
+    def __init__(self, name: str, version: int | None = None, reason: str | None = None) -> None:
         self.name = name
         self.version = version
         suffix = "" if version is None else f" version {version}"
-        super().__init__(f"unknown workflow {name!r}{suffix}: register it with the app first")
+        why = reason or "register it with the app first"
+        super().__init__(f"unknown workflow {name!r}{suffix}: {why}")
 
 
 @final
@@ -144,6 +147,37 @@ class WorkerAlreadyRunningError(StemlogError, RuntimeError):
             "SQLite takes one worker process: open other apps with worker=False, "
             "or use PostgreSQL for several workers"
         )
+
+
+@final
+class StoreUnavailableError(StemlogError, ConnectionError):
+    """The store could not be reached (or stayed locked) for longer than the call may wait.
+
+    A read can simply be made again. A write may or may not have reached the
+    store just before it went away (its reply was lost): read the run back
+    (``get_run(run_id, consistent=True)``) before writing again.
+    """
+
+    def __init__(self, where: str, reason: str, waited: float | None = None) -> None:
+        self.where = where
+        self.reason = reason
+        self.waited = waited
+        after = "" if waited is None else f" for {waited:.1f} s"
+        super().__init__(f"store {where} is unavailable{after}: {reason}")
+
+
+@final
+class StoreWriteError(StemlogError, OSError):
+    """The store refused a write (a full disk, a read-only file or database).
+
+    Nothing was written; the app keeps running and the write can be made
+    again once the store accepts writes.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"store {where} refused the write: {reason}")
 
 
 @final

@@ -209,7 +209,7 @@ class StepContext:
 
     def sleep(self, delay: Duration) -> None:
         """Record a durable sleep; the step is re-entered after it with resume data ``True``."""
-        self._record(WaitRequest(None, None, self._after(delay)))
+        self._record(WaitRequest(None, None, self._after(delay, "sleep")))
 
     def sleep_until_resumed(self, delay: Duration) -> bool:
         """``True`` when this entry resumed from a sleep, else record the sleep and ``False``."""
@@ -241,7 +241,7 @@ class StepContext:
                 self.timed_out = True
                 raise EventTimeoutError(topic)
             return resume.payload if decode is None else decode(resume.payload)
-        deadline = None if timeout is None else self._after(timeout)
+        deadline = None if timeout is None else self._after(timeout, "timeout")
         self._record(WaitRequest(topic, deadline, None))
         raise SuspendStep
 
@@ -283,8 +283,8 @@ class StepContext:
         outcome = await self.wait_for_event(child_topic(child))
         return unwrap_outcome(child, outcome)
 
-    def _after(self, delay: Duration) -> datetime:
-        return self._clock.now() + timedelta(seconds=to_seconds(delay))
+    def _after(self, delay: Duration, what: str) -> datetime:
+        return self._clock.now() + timedelta(seconds=to_seconds(delay, what))
 
 
 @final

@@ -54,23 +54,39 @@ class RetryPolicy:
             raise InvalidPayloadError(
                 "RetryPolicy.max_attempts", f"an int >= 1 is needed, got {attempts!r}"
             )
-        if not isinstance(self.backoff, int | float) or not self.backoff >= 1.0:
+        backoff = self.backoff
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float):
+            raise InvalidPayloadError("RetryPolicy.backoff", f"a number is needed, got {backoff!r}")
+        if not 1.0 <= backoff <= _MAX_BACKOFF:
             raise InvalidPayloadError(
-                "RetryPolicy.backoff", f"a number >= 1.0 is needed, got {self.backoff!r}"
+                "RetryPolicy.backoff", f"between 1.0 and {_MAX_BACKOFF} is needed, got {backoff!r}"
             )
-        to_seconds(self.initial_delay)
-        to_seconds(self.max_delay)
+        to_seconds(self.initial_delay, "RetryPolicy.initial_delay")
+        to_seconds(self.max_delay, "RetryPolicy.max_delay")
+        if not isinstance(self.non_retryable, tuple | list) or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException)
+            for kind in self.non_retryable
+        ):
+            raise InvalidPayloadError(
+                "RetryPolicy.non_retryable", "a tuple of exception classes is needed"
+            )
         object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
 
     def delay_after(self, attempt: int) -> timedelta:
         """The wait after failed attempt ``attempt``."""
-        seconds = to_seconds(self.initial_delay) * self.backoff ** max(attempt - 1, 0)
-        return timedelta(seconds=min(seconds, to_seconds(self.max_delay)))
+        ceiling = to_seconds(self.max_delay)
+        try:
+            seconds = to_seconds(self.initial_delay) * self.backoff ** max(attempt - 1, 0)
+        except OverflowError:
+            seconds = ceiling
+        return timedelta(seconds=min(seconds, ceiling))
 
     def retries(self, error: BaseException, attempt: int) -> bool:
         """Whether failed attempt ``attempt`` with ``error`` gets another attempt."""
         return attempt < self.max_attempts and not isinstance(error, self.non_retryable)
 
+
+_MAX_BACKOFF = 1000.0
 
 DEFAULT_CRASH_ATTEMPTS = RetryPolicy().max_attempts
 """Starts a step gets when no policy applies and its worker keeps dying."""

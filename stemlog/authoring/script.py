@@ -15,7 +15,7 @@ from typing import Any, Protocol, final
 
 from stemlog.authoring.context import ScriptStepContext, ScriptStepHandler, check_topic
 from stemlog.authoring.policies import RetryPolicy
-from stemlog.clock import Duration
+from stemlog.clock import Duration, optional_seconds, to_seconds
 from stemlog.codec import JSONValue
 from stemlog.errors import (
     EventTimeoutError,
@@ -92,7 +92,13 @@ class ScriptContext:
             self._diverge(self._requests, step_label(recorded[self._requests]), "<end of run>")
 
     async def sleep(self, delay: Duration) -> None:
-        """A durable sleep at the top level of ``run`` (a checkpoint named ``@sleep``)."""
+        """A durable sleep at the top level of ``run`` (a checkpoint named ``@sleep``).
+
+        Raises:
+            InvalidPayloadError: ``delay`` is not a duration (checked before the
+                checkpoint is recorded).
+        """
+        to_seconds(delay, "sleep")
 
         async def sleeping(ctx: ScriptStepContext) -> None:
             await ctx.sleep_for(delay)
@@ -105,8 +111,10 @@ class ScriptContext:
 
         Raises:
             EventTimeoutError: ``timeout`` passed first.
+            InvalidPayloadError: ``timeout`` is not a duration.
         """
         check_topic(topic)
+        optional_seconds(timeout, "timeout")
 
         async def waiting(ctx: ScriptStepContext) -> JSONValue:
             payload: JSONValue = await ctx.wait_for_event(topic, timeout=timeout)

@@ -43,6 +43,9 @@ class RunSession:
         self.run = run
         self._store = store
         self._pending: list[Intent] = []
+        self.moved_on = False
+        """Another writer moved the run on so that this drive's decisions no longer
+        fit: whoever drives it next must decide again from the stored state."""
 
     @property
     def state(self) -> RunState:
@@ -77,6 +80,7 @@ class RunSession:
                 self._pending.clear()
                 return
             await self._reapply()
+        self.moved_on = True
         raise StopDrive
 
     async def _reapply(self) -> None:
@@ -86,6 +90,7 @@ class RunSession:
                 intent(self.run)
         except (RunEndedError, StaleDecisionError):
             self._pending.clear()
+            self.moved_on = True
             raise StopDrive from None
 
     async def run_with(self, action: Callable[[], Awaitable[None]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import final
 
-from stemlog.clock import Duration, to_seconds
+from stemlog.clock import Duration, optional_seconds, to_seconds
 from stemlog.codec import JSONObject, JSONValue
 
 
@@ -21,6 +21,15 @@ class CancellationPolicy:
 
     max_run_duration: Duration | None = None
     max_suspend_duration: Duration | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse limits that mean nothing (NaN, infinities, negatives, over 100 years).
+
+        Raises:
+            InvalidPayloadError: such a limit.
+        """
+        optional_seconds(self.max_run_duration, "CancellationPolicy.max_run_duration")
+        optional_seconds(self.max_suspend_duration, "CancellationPolicy.max_suspend_duration")
 
     @property
     def max_run_seconds(self) -> float | None:
@@ -41,7 +50,12 @@ class CancellationPolicy:
 
     @classmethod
     def from_json(cls, data: JSONValue) -> CancellationPolicy | None:
-        """The policy stored in a ``RunStarted`` fact, if any."""
+        """The policy stored in a ``RunStarted`` fact, if any.
+
+        Raises:
+            InvalidPayloadError: the stored limits mean nothing (the run that
+                carries them is set aside as blocked).
+        """
         if not isinstance(data, dict) or not data:
             return None
         return cls(_number(data.get("max_run_duration")), _number(data.get("max_suspend_duration")))
@@ -52,4 +66,4 @@ def _number(value: JSONValue) -> float | None:
 
 
 def _seconds_or_none(duration: Duration | None) -> float | None:
-    return None if duration is None else to_seconds(duration)
+    return None if duration is None else to_seconds(duration, "a cancellation limit")

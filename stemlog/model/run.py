@@ -77,9 +77,22 @@ class Run(Aggregate):
         return state
 
     def start_step(self, key: StepKey, attempt: int, at: datetime) -> None:
+        """Enter step ``key`` (again, after a suspension, a retry or a lost worker).
+
+        Raises:
+            StaleDecisionError: the run moved on since the decision was made: it
+                is suspended, the step completed or failed for good, or another
+                step is running.
+        """
         state = self._live()
         if state.wait is not None:
             raise StaleDecisionError("the run is suspended")
+        if key in state.completed or key in state.failures:
+            raise StaleDecisionError(f"step {key} has already settled")
+        if state.current is not None and state.current != key:
+            raise StaleDecisionError(f"step {state.current} is under way")
+        if attempt <= state.attempt and state.current == key and state.in_flight:
+            raise StaleDecisionError(f"attempt {attempt} of step {key} has started already")
         self.trigger_event(
             StepStarted, step=key[0], iteration=key[1], attempt=attempt, timestamp=at
         )

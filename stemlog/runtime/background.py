@@ -18,9 +18,15 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from stemlog.errors import StoreUnavailableError, StoreWriteError
+
 Job = tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]
 
 logger = logging.getLogger("stemlog.runtime")
+
+_RETRY = 1.0
+"""The first wait before a job that met an unavailable store runs again (it doubles)."""
+_RETRY_MAX = 30.0
 
 
 @final
@@ -47,7 +53,16 @@ class Background:
 
 
 async def _guarded(function: Callable[..., Awaitable[None]], args: tuple[Any, ...]) -> None:
-    try:
-        await function(*args)
-    except Exception:
-        logger.exception("a background job failed: %s", getattr(function, "__qualname__", function))
+    """Run a job; while the store is away it is tried again (the store logs that)."""
+    delay = _RETRY
+    while True:
+        try:
+            await function(*args)
+            return
+        except (StoreUnavailableError, StoreWriteError):
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX)
+        except Exception:
+            name = getattr(function, "__qualname__", function)
+            logger.exception("a background job failed: %s", name)
+            return

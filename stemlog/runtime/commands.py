@@ -20,8 +20,8 @@ from typing import Any, final
 from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.authoring.refs import WorkflowRef
 from stemlog.authoring.registry import Registry
-from stemlog.authoring.workflows import Definable, as_definition
-from stemlog.clock import Clock, Duration, to_seconds
+from stemlog.authoring.workflows import Definable, Flow, WorkflowScript, as_definition
+from stemlog.clock import Clock, Duration, optional_seconds
 from stemlog.codec import JSONObject, JSONValue, normalize_json
 from stemlog.errors import (
     InvalidPayloadError,
@@ -90,8 +90,13 @@ class Commands:
             return self._registry.latest(workflow)
         if isinstance(workflow, WorkflowRef):
             definition = workflow.definition
-        else:
+        elif isinstance(workflow, Flow | WorkflowScript | WorkflowDefinition):
             definition = as_definition(workflow)
+        else:
+            raise UnknownWorkflowError(
+                repr(workflow), reason="a workflow is a name, a Flow, a WorkflowScript, "
+                "a definition or a ref",
+            )  # fmt: skip
         registered = self._registry.resolve(definition.name, definition.version)
         if registered is None:
             raise UnknownWorkflowError(definition.name, definition.version)
@@ -112,6 +117,9 @@ class Commands:
         Returns ``None`` when ``run_id`` is given and that run exists already.
         """
         definition = self.definition(workflow)
+        ttl_seconds = optional_seconds(ttl, "ttl")
+        if parent_run_id is not None:
+            parent_run_id = str(parse_run_id(parent_run_id))
         if isinstance(workflow, WorkflowRef) and params is not None:
             params = workflow.encode(params)
         if policy is not None and not isinstance(policy, CancellationPolicy):
@@ -126,7 +134,7 @@ class Commands:
             fingerprint=definition.fingerprint,
             parent_run_id=parent_run_id,
             policy=None if policy is None else policy.to_json(),
-            ttl=None if ttl is None else to_seconds(ttl),
+            ttl=ttl_seconds,
             forked_from=None,
         )
         return run if await self._store.commit(run) else None

@@ -16,6 +16,7 @@ from anyio.abc import TaskStatus
 from projections.projector import Projector
 from projections.view import RunsView
 from projections.views import view_class
+from stemlog.errors import StoreUnavailableError, StoreWriteError
 from stemlog.store.events import RunStore
 
 T = TypeVar("T")
@@ -63,11 +64,18 @@ class ReadSide:
             await self.call(self.projector.catch_up)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow the log in the background until cancelled."""
+        """Follow the log in the background until cancelled.
+
+        While the store is away (or refuses writes) the models stay where they
+        are and the next round tries again; queries wait or fail on their own.
+        """
         task_status.started()
         while True:
             with anyio.move_on_after(_POLL):
                 await self._moved.wait()
             self._moved = anyio.Event()
             await anyio.sleep(_LINGER)
-            await self.catch_up()
+            try:
+                await self.catch_up()
+            except (StoreUnavailableError, StoreWriteError):
+                await anyio.sleep(_POLL)

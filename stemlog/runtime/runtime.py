@@ -7,6 +7,7 @@ dispatcher from the store's commits and from the tail; commands only write.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -19,6 +20,7 @@ import anyio
 
 from stemlog.authoring.registry import Registry
 from stemlog.clock import Clock
+from stemlog.errors import StoreUnavailableError, StoreWriteError
 from stemlog.runtime.background import Background
 from stemlog.runtime.commands import Commands
 from stemlog.runtime.dispatch import Dispatcher
@@ -27,8 +29,11 @@ from stemlog.runtime.signals import RunSignals
 from stemlog.runtime.worker import Worker
 from stemlog.store.base import Backend, Leases
 from stemlog.store.events import RunStore
+from stemlog.store.faults import Fault, classify, describe, unreachable_at_open
 
 _FAR = datetime(9999, 1, 1, tzinfo=UTC)
+
+logger = logging.getLogger("stemlog.runtime")
 
 
 @final
@@ -81,15 +86,44 @@ class Runtime:
         self.background.submit(self.recover)
 
 
-def _open_store(backend: Backend) -> tuple[RunStore, ReadSide]:
+def _open_store(backend: Backend, store_timeout: float) -> tuple[RunStore, ReadSide]:
     with backend.schema_lock():
-        store = RunStore(backend)
+        store = RunStore(backend, store_timeout=store_timeout)
         try:
             backend.prepare(store.log)
             return store, ReadSide.create(store)
         except BaseException:
             store.close()
             raise
+
+
+async def _open_when_reachable(
+    backend: Backend, store_timeout: float
+) -> tuple[RunStore, ReadSide]:
+    """Open the store, waiting up to ``store_timeout`` while it is away.
+
+    Raises:
+        StoreUnavailableError: away that long, or it cannot be opened as named
+            (no such file or database, not a database, refused credentials).
+        StoreWriteError: it refuses writes (a read-only file, a full disk).
+    """
+    deadline = anyio.current_time() + store_timeout
+    delay = 0.1
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(_open_store, backend, store_timeout)
+        except Exception as error:
+            fault = classify(error)
+            if fault is None:
+                raise
+            if fault is Fault.REFUSING:
+                raise StoreWriteError(backend.where, describe(error)) from error
+            if unreachable_at_open(error) or anyio.current_time() + delay > deadline:
+                raise StoreUnavailableError(backend.where, describe(error)) from error
+            logger.warning("store %s is unavailable (%s); retrying", backend.where,
+                           describe(error))  # fmt: skip
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _worker_owner() -> str:
@@ -105,9 +139,10 @@ async def open_runtime(
     worker: bool,
     concurrency: int,
     lease: float,
+    store_timeout: float,
 ) -> AsyncIterator[Runtime]:
     """Open the store, start the background tasks, and close it all on exit."""
-    store, views = await anyio.to_thread.run_sync(_open_store, backend)
+    store, views = await _open_when_reachable(backend, store_timeout)
     guard = backend.worker_guard() if worker else None
     try:
         if guard is not None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import final
 
 import anyio
@@ -25,7 +25,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from stemlog.authoring.context import ChildLauncher
 from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.clock import Clock
-from stemlog.errors import RunEndedError, UnknownRunError
+from stemlog.errors import (
+    RunEndedError,
+    StoreUnavailableError,
+    StoreWriteError,
+    UnknownRunError,
+)
 from stemlog.execution.drive import Drive
 from stemlog.execution.driver import RunDriver
 from stemlog.execution.outcomes import error_info, interrupt_of, is_cancellation
@@ -41,6 +46,9 @@ Resolver = Callable[[str, int], WorkflowDefinition | None]
 Canceller = Callable[[str, str], Awaitable[None]]
 
 logger = logging.getLogger("stemlog.worker")
+
+_STORE_RETRY = timedelta(seconds=2)
+"""How soon a drive that met an unavailable store is tried again."""
 
 
 @final
@@ -93,11 +101,12 @@ class Worker:
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._send.send_nowait(run_id)
 
-    def note(self, run: Run) -> None:
+    def note(self, run: Run, *, current: bool = True) -> None:
         """A commit left ``run`` as it is now: arm its timer, drive it if it can move.
 
         A commit of this worker's own drive of the run needs no new drive: the
-        drive goes on by itself.
+        drive goes on by itself. ``current`` says the aggregate is the one just
+        committed, so a drive may start from it instead of loading the run.
         """
         state = run.state
         session = self._sessions.get(state.run_id)
@@ -106,7 +115,7 @@ class Worker:
         due = next_due(state)
         self.timers.set(state.run_id, None if due is None else due.at)
         if self._serves(state) and runnable(state, self._clock.now()):
-            self.schedule(state.run_id, run)
+            self.schedule(state.run_id, run if current else None)
 
     async def observe(self, run_id: str) -> None:
         """Another process appended to the run: look at it, then as :meth:`note`."""
@@ -114,7 +123,7 @@ class Worker:
             run = await self._store.load(run_id)
         except UnknownRunError:
             return
-        self.note(run)
+        self.note(run, current=False)  # by the time it is claimed it may be old
 
     def _serves(self, state: RunState) -> bool:
         return self._resolve(state.workflow, state.workflow_version) is not None
@@ -148,7 +157,12 @@ class Worker:
     async def _drive(self, run_id: str) -> None:
         # Claim first: with several workers, the losers spend one upsert, not a load.
         fresh = self._fresh.pop(run_id, None)
-        if not await self.leases.claim(run_id):
+        try:
+            claimed = await self.leases.claim(run_id)
+        except (StoreUnavailableError, StoreWriteError):
+            self.timers.set_earlier(run_id, self._clock.now() + _STORE_RETRY)
+            return
+        if not claimed:
             # Another worker holds it: look again once its lease could have expired.
             self.timers.set_earlier(run_id, self._clock.now() + self.leases.duration)
             return
@@ -157,6 +171,9 @@ class Worker:
             await self._drive_claimed(run)
         except UnknownRunError:
             return
+        except (StoreUnavailableError, StoreWriteError):
+            # Not the run's fault: drive it again once the store may be back.
+            self.timers.set_earlier(run_id, self._clock.now() + _STORE_RETRY)
         except BaseException as error:
             if is_cancellation(error) or isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
@@ -164,8 +181,12 @@ class Worker:
                 await self._fail_broken(run_id, error)
         finally:
             self._sessions.pop(run_id, None)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await self.leases.release(run_id)
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(5),
+                contextlib.suppress(StoreUnavailableError, StoreWriteError),
+            ):
+                await self.leases.release(run_id)  # else it expires by itself
 
     async def _drive_claimed(self, run: Run) -> None:
         state = run.state
@@ -182,6 +203,8 @@ class Worker:
         await driver.wake_if_due()
         await driver.drive()
         self._arm(session.state)
+        if session.moved_on:
+            self._again.add(state.run_id)  # decide again from what is stored now
 
     async def _enforce(self, state: RunState) -> bool:
         """Cancel the run if its cancellation policy says so now; whether it did."""
@@ -194,7 +217,7 @@ class Worker:
 
     async def _enforce_now(self, run_id: str) -> None:
         """A timer fired while the run is being driven: the policy may cancel it mid-step."""
-        with contextlib.suppress(UnknownRunError):
+        with contextlib.suppress(UnknownRunError, StoreUnavailableError, StoreWriteError):
             await self._enforce((await self._store.load(run_id)).state)
 
     async def _fail_broken(self, run_id: str, error: BaseException) -> None:
@@ -238,4 +261,5 @@ class Worker:
     async def _lease_loop(self) -> None:
         while True:
             await anyio.sleep(max(self.leases.duration.total_seconds() / 3, 0.05))
-            await self.leases.renew()
+            with contextlib.suppress(StoreUnavailableError, StoreWriteError):
+                await self.leases.renew()  # a missed heartbeat: the next one may land

@@ -161,6 +161,11 @@ class Backend(Protocol):
         ...
 
     @property
+    def where(self) -> str:
+        """The store named for people and logs (no password)."""
+        ...
+
+    @property
     def env(self) -> Mapping[str, str]:
         """The eventsourcing environment of the store's application."""
         ...

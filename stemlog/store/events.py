@@ -24,11 +24,12 @@ from anyio import CancelScope, CapacityLimiter
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, TrackingRecorder
 
-from stemlog.errors import UnknownRunError
+from stemlog.errors import StoreUnavailableError, StoreWriteError, UnknownRunError
 from stemlog.model.facts import AnyFact
 from stemlog.model.ids import parse_run_id
 from stemlog.model.run import Run
 from stemlog.store.base import Appended, AppendListener, Backend, LoggedFact
+from stemlog.store.faults import Fault, StoreHealth, classify, describe
 from stemlog.store.log import RunLog
 from stemlog.store.transcoder import decode_notification
 
@@ -36,6 +37,9 @@ T = TypeVar("T")
 R = TypeVar("R", bound=TrackingRecorder)
 
 _CONFLICT = object()
+
+_BACKOFF = 0.05
+"""The first wait before trying an unavailable store again (it doubles, up to 1.6 s)."""
 
 _QUIET_BEFORE_INLINE = 3
 """Lone writes in a thread that nobody joined before a lone write may go on the event loop."""
@@ -60,8 +64,11 @@ class _Submission:
 class RunStore:
     """Loads runs and appends their facts, batching concurrent commits."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, store_timeout: float = 30.0) -> None:
         self.backend = backend
+        self.store_timeout = store_timeout
+        self.where = backend.where
+        self.health = StoreHealth(self.where)
         self.log = RunLog(env=dict(backend.env))
         self.limiter = CapacityLimiter(4)
         self._queue: list[_Submission] = []
@@ -117,10 +124,41 @@ class RunStore:
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call: in a worker thread, or inline for ``memory://``
-        (in-memory calls are pure CPU work, so a thread would only add a hop)."""
-        if self.backend.inline_calls:
-            return function(*args)
-        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
+        (in-memory calls are pure CPU work, so a thread would only add a hop).
+
+        While the store is away (a restarting database, a locked file) the call
+        is tried again with backoff, up to ``store_timeout``.
+
+        Raises:
+            StoreUnavailableError: the store stayed away that long.
+            StoreWriteError: the store refused a write (full disk, read-only).
+        """
+        deadline: float | None = None
+        for attempt in range(1_000_000):
+            try:
+                if self.backend.inline_calls:
+                    result = function(*args)
+                else:
+                    result = await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
+            except Exception as error:
+                fault = classify(error)
+                if fault is None:
+                    raise
+                if fault is Fault.REFUSING:
+                    raise StoreWriteError(self.where, describe(error)) from error
+                self.health.lost(error)
+                now = anyio.current_time()
+                deadline = now + self.store_timeout if deadline is None else deadline
+                if now >= deadline:
+                    raise StoreUnavailableError(
+                        self.where, describe(error), self.store_timeout
+                    ) from error
+                await anyio.sleep(min(deadline - now, _BACKOFF * 2 ** min(attempt, 5)))
+                continue
+            if self.health.away:
+                self.health.reached()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- commits --------------------------------------------------------------
 
@@ -185,13 +223,7 @@ class RunStore:
         try:
             with CancelScope(shield=True):
                 batch, self._queue = self._queue, []
-                if self._inline(batch):
-                    self._write(batch)
-                else:
-                    await self.blocking(self._write, batch)
-                    # Nobody joined or queued while this lone write was away: quiet.
-                    alone = len(batch) == 1 and not self._queue
-                    self._quiet = self._quiet + 1 if alone else 0
+                await self._write_batch(batch)
                 for submission in batch:
                     submission.finished = True
                     if submission.wake is not None:
@@ -201,6 +233,27 @@ class RunStore:
             self._writing = False
             if self._queue and self._queue[0].wake is not None:
                 self._queue[0].wake.set()  # hand the lead to the next submitter
+
+    async def _write_batch(self, batch: list[_Submission]) -> None:
+        """Write the batch, on the event loop or in a thread, retrying while the
+        store is away; a write that finally fails fails every submission."""
+        try:
+            if self._inline(batch):
+                try:
+                    self._write(batch)
+                    return
+                except Exception as error:
+                    if classify(error) is None:
+                        raise
+                    # The store is away or refusing: go the way that waits and retries.
+            await self.blocking(self._write, batch)
+            # Nobody joined or queued while this lone write was away: quiet.
+            alone = len(batch) == 1 and not self._queue
+            self._quiet = self._quiet + 1 if alone else 0
+        except Exception as error:
+            for submission in batch:
+                if submission.positions is None and submission.outcome is None:
+                    submission.outcome = error
 
     def _inline(self, batch: list[_Submission]) -> bool:
         """Whether to write this batch on the event loop: a lone submission while the
@@ -232,15 +285,16 @@ class RunStore:
                 listener(appended)
 
     def _write(self, batch: list[_Submission]) -> None:
+        """Write the batch in one transaction; after a conflict, each submission on
+        its own. Store faults are raised (the caller retries the unwritten ones)."""
+        batch = [s for s in batch if s.positions is None and s.outcome is None]
+        if not batch:
+            return
         try:
             positions = self._put([event for submission in batch for event in submission.events])
         except IntegrityError:
             for submission in batch:
                 self._write_alone(submission)
-            return
-        except Exception as error:
-            for submission in batch:
-                submission.outcome = error
             return
         for submission in batch:
             submission.positions, positions = (
@@ -257,10 +311,10 @@ class RunStore:
         try:
             submission.positions = self._put(submission.events)
         except IntegrityError:
-            if not self._already_stored(submission.events):
+            if self._already_stored(submission.events):
+                submission.positions = []  # stored by an earlier try whose reply was lost
+            else:
                 submission.outcome = _CONFLICT
-        except Exception as error:
-            submission.outcome = error
 
     def _already_stored(self, events: list[Any]) -> bool:
         # A commit whose reply was lost (PostgreSQL retries on a dropped

@@ -40,6 +40,10 @@ class MemoryBackend:
     inline_calls: bool = True
     commits_inline_when_alone: bool = True
 
+    @property
+    def where(self) -> str:
+        return "memory://"
+
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()
 

@@ -10,6 +10,8 @@ worker processes share runs.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -28,6 +30,11 @@ from stemlog.clock import Clock, from_micros, to_micros
 from stemlog.errors import InvalidStoreURLError
 from stemlog.store.base import AppendListener, Leases, LogTail, NoGuard, StoreCore, WorkerGuard
 from stemlog.store.tail import PollingTail
+
+logger = logging.getLogger("stemlog.store")
+
+_LISTEN_BACKOFF = 0.1
+"""The first wait before making the LISTEN connection again (it doubles, up to 5 s)."""
 
 FALLBACK_POLL_SECONDS = 1.0
 """How long to wait for a NOTIFY before reading the log anyway."""
@@ -117,18 +124,34 @@ def _listen(log: Application[UUID], wake: Callable[[], None], stopped: Callable[
 
     NOTIFY is only a wake-up (eventsourcing sends one per append); the tail
     then reads the log after its position, so nothing is missed. The
-    connection is its own (not the pool's), closed when the app stops.
+    connection is its own (not the pool's), closed when the app stops. When
+    the server goes away the connection is made again with backoff, and the
+    tail is woken once it is back, to read what was appended meanwhile.
     """
     recorder = log.recorder
     assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
     kwargs = recorder.datastore.pool.kwargs
     assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
     settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
-    with psycopg.connect(autocommit=True, **settings) as connection:
-        connection.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
-        while not stopped():
-            for _ in connection.notifies(timeout=0.25, stop_after=1):
+    listen = SQL("LISTEN {0}").format(Identifier(recorder.channel_name))
+    delay = _LISTEN_BACKOFF
+    while not stopped():
+        try:
+            with psycopg.connect(autocommit=True, connect_timeout=5, **settings) as connection:
+                connection.execute(listen)
+                delay = _LISTEN_BACKOFF
                 anyio.from_thread.run_sync(wake)
+                while not stopped():
+                    for _ in connection.notifies(timeout=0.25, stop_after=1):
+                        anyio.from_thread.run_sync(wake)
+        except psycopg.Error as error:
+            if stopped():
+                return
+            logger.debug("LISTEN connection lost (%s); again in %.1f s", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        except RuntimeError:
+            return  # the event loop has ended: the app closed
 
 
 async def _listen_until_cancelled(log: Application[UUID], wake: Callable[[], None]) -> None:
@@ -149,6 +172,13 @@ class PostgresBackend:
     name: str = "postgres"
     inline_calls: bool = False
     commits_inline_when_alone: bool = False
+
+    @property
+    def where(self) -> str:
+        env = self.env
+        schema = env.get("POSTGRES_SCHEMA")
+        at = f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
+        return f"postgresql://{env['POSTGRES_USER']}@{at}" + (f"?schema={schema}" if schema else "")
 
     @classmethod
     def from_url(cls, url: str, query: dict[str, str]) -> PostgresBackend:
@@ -172,6 +202,12 @@ class PostgresBackend:
             "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", "8"),
             "POSTGRES_LOCK_TIMEOUT": query.get("lock_timeout", "10"),
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+            # A pooled connection is checked before use, so one a server restart
+            # killed is replaced instead of failing a call; a checkout waits this
+            # long for a connection while the server is away (eventsourcing tries
+            # ten times), and the store's own retries take over from there.
+            "POSTGRES_PRE_PING": "y",
+            "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", "2"),
         }
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"]

@@ -17,6 +17,7 @@ from typing import Any, final
 import anyio
 from anyio.abc import TaskStatus
 
+from stemlog.errors import StoreUnavailableError, StoreWriteError
 from stemlog.store.base import Appended, AppendListener, StoreCore
 
 PAGE = 1000
@@ -47,7 +48,7 @@ class PollingTail:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Follow the log from its head now until cancelled."""
         self._store.track_local()
-        self._position = await self._store.blocking(self._store.head)
+        self._position = await self._store.blocking(self._store.head)  # fails the open if away
         async with anyio.create_task_group() as group:
             if self._waker is not None:
                 group.start_soon(self._waker, self._wake)
@@ -62,6 +63,14 @@ class PollingTail:
         self._woken.set()
 
     async def _catch_up(self) -> None:
+        """Read and deliver what follows the position; while the store is away, keep
+        the position and try again at the next round (the store logs it)."""
+        try:
+            await self._read_on()
+        except (StoreUnavailableError, StoreWriteError):
+            return
+
+    async def _read_on(self) -> None:
         store = self._store
         while True:
             page = await store.blocking(store.read, self._position + 1, PAGE)

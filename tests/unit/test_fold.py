@@ -231,3 +231,20 @@ def test_the_runs_row_agrees_with_the_fold(history: tuple[Any, list[Any]]) -> No
     assert row.position == state.position
     assert row.run_id == str(first.originator_id) == state.run_id
     assert uuid.UUID(row.run_id)
+
+
+def test_a_decision_made_on_an_old_state_is_refused() -> None:
+    from stemlog.model.run import StaleDecisionError
+
+    run = new_run()
+    run.start_step(("a", 0), 1, T)
+    run.complete_step(("a", 0), 1, T)
+    with pytest.raises(StaleDecisionError, match="settled"):
+        run.start_step(("a", 0), 1, T)  # a worker that loaded the run before "a" completed
+    run.start_step(("b", 0), 1, T)
+    with pytest.raises(StaleDecisionError, match="under way"):
+        run.start_step(("c", 0), 1, T)
+    with pytest.raises(StaleDecisionError, match="started already"):
+        run.start_step(("b", 0), 1, T)  # that attempt is another worker's
+    run.start_step(("b", 0), 2, T)  # taking over a lost attempt is the next attempt
+    assert run.state.attempt == 2
