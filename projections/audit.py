@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast, final
 
@@ -26,12 +26,14 @@ from projections.projector import Projector
 from projections.view import RunsView
 from projections.views.memory import POPORunsView
 from projections.views.sqlite import SQLiteRunsView
-from stemlog.store.base import LogReader
+from stemlog.store.base import LogReader, UnreadableFact
 
 Progress = Callable[[int, int], None]
 """Called with (position reached, target position) after each page."""
 
 REBUILD_PAGE = 5000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Facts per transaction when rebuilding (a live catch-up uses smaller pages)."""
 
 
@@ -89,7 +91,8 @@ def position_at(log: LogReader, moment: datetime) -> int:
 
     def timestamp(position: int) -> datetime:
         (logged,) = log.read(position, 1)
-        return logged.fact.timestamp
+        fact = logged.fact
+        return _EPOCH if isinstance(fact, UnreadableFact) else fact.timestamp
 
     positions = range(1, head + 1)
     return bisect.bisect_right(positions, moment, key=timestamp)

@@ -10,8 +10,10 @@ column.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import final
 
 from projections.runs import RunRow, row_of, state_of
@@ -21,7 +23,9 @@ from stemlog.model.facts import RunStarted, StepCompleted, StepFailed
 from stemlog.model.fold import evolve, start_state
 from stemlog.model.records import RunStatus
 from stemlog.model.state import RunState
-from stemlog.store.base import LoggedFact
+from stemlog.store.base import LoggedFact, UnreadableFact
+
+logger = logging.getLogger("stemlog.projections")
 
 
 @final
@@ -66,28 +70,106 @@ def fold_page(
     ``previous`` holds the rows of the runs the page continues (runs started
     on earlier pages); a fact of a run with neither a row nor its
     ``RunStarted`` in the page is skipped, as there is no state to fold it into.
+
+    One run's bad fact never stops the page: a fact that cannot be read or
+    folded sets its run aside as *blocked* — its row shows the state before
+    that fact, with the reason — later facts of that run are not folded, and
+    every other run goes on. However the log is cut into pages, a blocked run
+    ends up with the same row. The worker leaves a blocked run alone.
     """
     delta = StatsDelta()
     states: dict[str, tuple[RunState, int]] = {}
+    folded: dict[str, list[LoggedFact]] = {}
+    blocked: dict[str, RunRow] = {}
     for logged in page:
-        fact = logged.fact
-        run_id = str(fact.originator_id)
-        if isinstance(fact, RunStarted):
-            started = start_state(fact)
-            states[run_id] = (started, logged.position)
-            delta.moved(started, None)
+        run_id = str(logged.fact.originator_id)
+        row = previous.get(run_id)
+        if run_id in blocked or (row is not None and row.blocked is not None):
             continue
-        entry = states.get(run_id)
-        if entry is None:
-            row = previous.get(run_id)
-            if row is None:
-                continue
-            entry = states[run_id] = (state_of(row), row.seq)
-        state = entry[0]
-        status, step_started_at = state.status, state.step_started_at
-        evolve(state, fact)
-        if isinstance(fact, StepCompleted | StepFailed):
-            delta.step(state.workflow, fact.step).account(fact, step_started_at)
-        if state.status is not status:
-            delta.moved(state, status)
-    return [row_of(state, seq) for state, seq in states.values()], delta
+        try:
+            _fold_one(logged, states, delta, row)
+        except Exception as error:
+            reason = _reason(logged, error)
+            blocked[run_id] = _blocked_row(run_id, reason, row, folded.get(run_id, []), logged)
+            states.pop(run_id, None)
+            logger.warning("run %s set aside as blocked: %s", run_id, reason,
+                           extra={"run_id": run_id})  # fmt: skip
+            continue
+        folded.setdefault(run_id, []).append(logged)
+    rows = [_row(state, seq) for state, seq in states.values()]
+    return rows + list(blocked.values()), delta
+
+
+def _fold_one(
+    logged: LoggedFact,
+    states: dict[str, tuple[RunState, int]],
+    delta: StatsDelta | None,
+    row: RunRow | None,
+) -> None:
+    fact = logged.fact
+    if isinstance(fact, UnreadableFact):
+        raise ValueError(f"cannot be read ({fact.topic}): {fact.error}")
+    run_id = str(fact.originator_id)
+    if isinstance(fact, RunStarted):
+        started = start_state(fact)
+        states[run_id] = (started, logged.position)
+        if delta is not None:
+            delta.moved(started, None)
+        return
+    entry = states.get(run_id)
+    if entry is None:
+        if row is None:
+            return
+        entry = states[run_id] = (state_of(row), row.seq)
+    state = entry[0]
+    status, step_started_at = state.status, state.step_started_at
+    evolve(state, fact)
+    if delta is None:
+        return
+    if isinstance(fact, StepCompleted | StepFailed):
+        delta.step(state.workflow, fact.step).account(fact, step_started_at)
+    if state.status is not status:
+        delta.moved(state, status)
+
+
+def _row(state: RunState, seq: int) -> RunRow:
+    try:
+        return row_of(state, seq)
+    except Exception as error:
+        reason = f"its state cannot be shown: {type(error).__name__}: {error}"
+        logger.warning("run %s set aside as blocked: %s", state.run_id, reason,
+                       extra={"run_id": state.run_id})  # fmt: skip
+        return replace(row_of(state, seq, schedule=False), blocked=reason)
+
+
+def _reason(logged: LoggedFact, error: Exception) -> str:
+    kind = type(logged.fact).__name__
+    return f"fact {logged.fact.originator_version} ({kind}): {type(error).__name__}: {error}"
+
+
+def _blocked_row(
+    run_id: str,
+    reason: str,
+    before: RunRow | None,
+    folded: list[LoggedFact],
+    bad: LoggedFact,
+) -> RunRow:
+    """What a blocked run shows: the state before its bad fact (folded again from
+    the row the page started with), or a placeholder if it never had one."""
+    states: dict[str, tuple[RunState, int]] = {}
+    if before is not None:
+        states[run_id] = (state_of(before), before.seq)
+    for logged in folded:
+        _fold_one(logged, states, None, before)
+    if run_id in states:
+        state, seq = states[run_id]
+        return replace(row_of(state, seq, schedule=False), blocked=reason)
+    moment = datetime(1970, 1, 1, tzinfo=UTC)
+    return RunRow(
+        run_id=run_id, seq=bad.position, workflow="?", kind="flow", version=0,
+        status=RunStatus.RUNNING, params={}, created_at=moment, updated_at=moment,
+        position=0, parent_run_id=None, ttl=None, result=None, error=None,
+        current_step=None, wait_topic=None, wake_at=None, deadline=None, retry_at=None,
+        attempts=0, cancel_reason=None, ended_at=None, expires_at=None, due_at=None,
+        state={}, blocked=reason,
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, final
 
 from stemlog.codec import JSONObject, JSONValue
-from stemlog.model import schedule
+from stemlog.model import schedule as timing
 from stemlog.model.records import RunStatus
 from stemlog.model.state import RunState, step_label
 from stemlog.model.state_codec import state_from_json, state_to_json
@@ -58,12 +58,18 @@ class RunRow:
     expires_at: datetime | None
     due_at: datetime | None
     state: dict[str, Any]
+    blocked: str | None = None
+    """Why the run is set aside (a fact that cannot be read or folded), if it is."""
 
 
-def row_of(state: RunState, seq: int) -> RunRow:
-    """The row of a run in ``state`` whose ``RunStarted`` is at log position ``seq``."""
+def row_of(state: RunState, seq: int, *, schedule: bool = True) -> RunRow:
+    """The row of a run in ``state`` whose ``RunStarted`` is at log position ``seq``.
+
+    ``schedule=False`` leaves the due time and the expiry out (for a run set
+    aside because they cannot be computed).
+    """
     wait = state.wait
-    due = schedule.next_due(state)
+    due = timing.next_due(state) if schedule else None
     kept = state_to_json(state, ledger=False)
     del kept["params"], kept["result"]
     return RunRow(
@@ -73,13 +79,14 @@ def row_of(state: RunState, seq: int) -> RunRow:
         position=state.position, parent_run_id=state.parent_run_id, ttl=state.ttl,
         result=state.result, error=None if state.error is None else state.error.to_json(),
         current_step=None if state.current is None else step_label(state.current),
-        wait_topic=schedule.waiting_topic(state),
+        wait_topic=timing.waiting_topic(state),
         wake_at=None if wait is None else wait.wake_at,
         deadline=None if wait is None else wait.deadline,
         retry_at=state.retry_at,
         attempts=state.attempt if state.current is not None else 0,
         cancel_reason=state.cancel_reason, ended_at=state.ended_at,
-        expires_at=schedule.expires_at(state), due_at=None if due is None else due.at,
+        expires_at=timing.expires_at(state) if schedule else None,
+        due_at=None if due is None else due.at,
         state=kept,
     )  # fmt: skip
 

@@ -9,9 +9,9 @@ file or PostgreSQL database continues every run where its log stands.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, final
+from typing import Any, BinaryIO, final
 
 import anyio
 from anyio import AsyncContextManagerMixin
@@ -32,7 +32,7 @@ from stemlog.errors import (
 from stemlog.execution.replay import ReplayReport, replay
 from stemlog.model.facts import RunCompleted, RunFailed
 from stemlog.model.fold import fold
-from stemlog.model.history import as_facts, to_record
+from stemlog.model.history import as_facts, read_json_lines, to_json_line, to_record
 from stemlog.model.ids import parse_run_id
 from stemlog.model.policy import CancellationPolicy
 from stemlog.model.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
@@ -58,6 +58,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         lease: Duration = 30.0,
         concurrency: int = 64,
         store_timeout: Duration = 30.0,
+        create: bool = True,
     ) -> None:
         self.url = url
         self._backend = parse_store_url(url)
@@ -68,6 +69,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidPayloadError("concurrency", f"an int >= 1 is needed, got {concurrency!r}")
         self._concurrency = concurrency
+        self._create = create
         self._registry = Registry()
         self._runtime: Runtime | None = None
 
@@ -81,6 +83,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         lease: Duration = 30.0,
         concurrency: int = 64,
         store_timeout: Duration = 30.0,
+        create: bool = True,
     ) -> WorkflowApp:
         """An app on ``memory://``, ``sqlite:///path`` or ``postgresql://...``.
 
@@ -96,20 +99,23 @@ class WorkflowApp(AsyncContextManagerMixin):
             store_timeout: how long a call waits for a store that went away
                 (a restarting database, a locked file) before it fails with
                 ``StoreUnavailableError``; the background work keeps retrying.
+            create: create the store if it does not exist yet; ``False`` makes a
+                missing SQLite file an ``InvalidStoreURLError`` instead (for tools
+                that only read or act on runs that must exist).
 
         Raises:
             InvalidStoreURLError: the URL is not understood.
             InvalidPayloadError: a duration or ``concurrency`` that means nothing.
         """
         return cls(url, worker=worker, clock=clock, lease=lease, concurrency=concurrency,
-                   store_timeout=store_timeout)  # fmt: skip
+                   store_timeout=store_timeout, create=create)  # fmt: skip
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[WorkflowApp]:
         async with open_runtime(
             self._backend, self._registry, self._clock,
             worker=self._with_worker, concurrency=self._concurrency, lease=self._lease,
-            store_timeout=self._store_timeout,
+            store_timeout=self._store_timeout, create=self._create,
         ) as runtime:  # fmt: skip
             self._runtime = runtime
             try:
@@ -308,6 +314,32 @@ class WorkflowApp(AsyncContextManagerMixin):
         facts = as_facts(history, str(parse_run_id(run_id)))
         run = await self._open().commands.import_run(facts)
         return run.state.run_id
+
+    async def export_json_lines(self, run_id: str) -> list[bytes]:
+        """The run's history as JSON lines (one fact a line, no newlines), exactly:
+        what :meth:`import_json_lines` takes in another store.
+
+        Raises:
+            UnknownRunError: no such run.
+        """
+        return [to_json_line(fact, run_id) for fact in await self.history(run_id)]
+
+    async def import_json_lines(self, lines: Iterable[bytes | str] | BinaryIO) -> dict[str, int]:
+        """Import the histories in exported JSON lines; the number of facts by run id.
+
+        Each run keeps its id, positions, timestamps and payloads; importing the
+        same history again changes nothing. Every line is checked before
+        anything is written.
+
+        Raises:
+            InvalidPayloadError: naming the line: over
+                :data:`stemlog.model.history.MAX_LINE_BYTES`, malformed, or a fact
+                out of order; or another history of a run exists here already.
+        """
+        histories = read_json_lines(lines)
+        for run_id, records in histories.items():
+            await self.import_history(records, run_id)
+        return {run_id: len(records) for run_id, records in histories.items()}
 
     async def replay(self, run_id: str, *, until: int | None = None) -> ReplayReport:
         """Replay a run against the definition it is pinned to (see :func:`stemlog.replay`).

@@ -37,7 +37,7 @@ _RUN_TYPES = {
     "result": "TEXT", "error": "TEXT", "current_step": "TEXT", "wait_topic": "TEXT",
     "wake_at": "BIGINT", "deadline": "BIGINT", "retry_at": "BIGINT",
     "attempts": "INTEGER NOT NULL", "cancel_reason": "TEXT", "ended_at": "BIGINT",
-    "expires_at": "BIGINT", "due_at": "BIGINT", "state": "TEXT NOT NULL",
+    "expires_at": "BIGINT", "due_at": "BIGINT", "state": "TEXT NOT NULL", "blocked": "TEXT",
 }  # fmt: skip
 COLUMNS = tuple(field.name for field in fields(RunRow))
 assert set(COLUMNS) == set(_RUN_TYPES), "the runs table must hold exactly RunRow's fields"

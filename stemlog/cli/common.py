@@ -13,10 +13,15 @@ import orjson
 import typer
 from rich.console import Console
 
-from stemlog.app import WorkflowApp
-from stemlog.authoring.definition import WorkflowDefinition
-from stemlog.authoring.workflows import Flow, WorkflowScript
-from stemlog.errors import StemlogError
+from stemlog import (
+    Flow,
+    StemlogError,
+    StoreUnavailableError,
+    StoreWriteError,
+    WorkflowApp,
+    WorkflowDefinition,
+    WorkflowScript,
+)
 
 T = TypeVar("T")
 
@@ -38,13 +43,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def run(function: Callable[[], Awaitable[T]]) -> T:
-    """Run an async command; a stemlog error becomes one line and exit code 2."""
+    """Run an async command; every error becomes one line on standard error.
+
+    Exit code 1 when the store failed the command (unavailable, refusing
+    writes) or something unexpected went wrong, 2 for bad usage or input.
+    """
     try:
         return anyio.run(function)
+    except (StoreUnavailableError, StoreWriteError) as error:
+        fail(str(error), 1)
     except StemlogError as error:
         fail(str(error), 2)
     except (OSError, ValueError) as error:
         fail(f"{type(error).__name__}: {error}", 2)
+    except Exception as error:
+        fail(f"unexpected {type(error).__name__}: {error}", 1)
 
 
 def parse_json(text: str, what: str) -> Any:
@@ -89,8 +102,14 @@ def open_app(
     worker: bool = False,
     definitions: Sequence[WorkflowDefinition] = (),
     concurrency: int = 64,
+    create: bool = False,
 ) -> WorkflowApp:
-    """An app on ``--db`` with these definitions registered (open it with ``async with``)."""
-    app = WorkflowApp.open(Options.db, worker=worker, concurrency=concurrency)
+    """An app on ``--db`` with these definitions registered (open it with ``async with``).
+
+    Only commands that start something (``demo``, ``start``, ``worker``,
+    ``import``) create a missing store: any other command on a mistyped path
+    is an error naming it, not a new empty database.
+    """
+    app = WorkflowApp.open(Options.db, worker=worker, concurrency=concurrency, create=create)
     app.register_workflows(list(definitions))
     return app

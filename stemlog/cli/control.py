@@ -6,6 +6,7 @@ from __future__ import annotations
 import anyio
 import typer
 
+from stemlog import RunStatus
 from stemlog.cli.common import (
     console,
     load_definitions,
@@ -15,7 +16,6 @@ from stemlog.cli.common import (
     run,
 )
 from stemlog.cli.format import format_manifest, run_json
-from stemlog.model.records import RunStatus
 
 AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
 
@@ -32,7 +32,7 @@ def start(
 
     async def main() -> RunStatus | None:
         definitions = load_definitions(app_target)
-        async with open_app(worker=wait, definitions=definitions) as app:
+        async with open_app(worker=wait, definitions=definitions, create=True) as app:
             run_id = await app.start(name, values)
             if not wait:
                 typer.echo(run_id)
@@ -109,7 +109,8 @@ def worker(
     definitions = load_definitions(app_target)
 
     async def main() -> None:
-        app = open_app(worker=True, definitions=definitions, concurrency=concurrency)
+        app = open_app(worker=True, definitions=definitions, concurrency=concurrency,
+                       create=True)  # fmt: skip
         async with app:
             names = ", ".join(sorted({d.name for d in definitions}))
             typer.echo(f"worker serving {names} on {app.url} (Ctrl-C to stop)")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import anyio
 import typer
 
-from stemlog.app import WorkflowApp
+from stemlog import RunStatus, WorkflowApp
 from stemlog.cli.common import Options, console, run
 from stemlog.cli.format import format_run, format_timeline
 from stemlog.examples.approvals import ApprovalDraft, approvals_flow, approvals_ref
 from stemlog.examples.billing import retry_script
-from stemlog.model.records import RunStatus
 
 
 async def _until_waiting(app: WorkflowApp, run_id: str, topic: str) -> None:

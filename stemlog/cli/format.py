@@ -9,9 +9,7 @@ from typing import Any
 import orjson
 from rich.table import Table
 
-from stemlog.execution.replay import ReplayReport
-from stemlog.model.records import Fact, RunView
-from stemlog.runtime.read_models import ModelStatus
+from stemlog import Fact, ModelStatus, ReplayReport, RunView
 
 _KEY_FIELDS = ("step", "iteration", "attempt", "topic", "value", "payload", "result", "reason",
                "to_step", "wake_at", "deadline", "retry_at", "error")  # fmt: skip

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from projections.audit import Difference
+from stemlog import Difference
 from stemlog.cli.common import console, fail, open_app, print_json, run
 from stemlog.cli.format import format_models
 

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import typer
 
+from stemlog import Fact, ReplayReport, UnknownRunError
 from stemlog.cli.common import console, load_definitions, open_app, print_json, run
 from stemlog.cli.format import format_replay, format_run, format_runs, format_timeline, run_json
-from stemlog.errors import UnknownRunError
-from stemlog.execution.replay import ReplayReport
-from stemlog.model.history import read_json_lines, to_json_line
-from stemlog.model.records import Fact
 
 AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
 JsonOption = typer.Option(False, "--json", help="print JSON instead of tables")
@@ -67,9 +64,10 @@ def history(run_id: str, as_json: bool = JsonOption) -> None:
     async def main() -> None:
         async with open_app() as app:
             facts = await app.history(run_id)
+            lines = await app.export_json_lines(run_id) if as_json else []
         if as_json:
-            for fact in facts:
-                typer.echo(to_json_line(fact, run_id).decode())
+            for line in lines:
+                typer.echo(line.decode())
         else:
             console.print(format_timeline(facts))
 
@@ -92,18 +90,19 @@ def waiters(topic: str, as_json: bool = JsonOption) -> None:
 
 
 def import_(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Import histories exported with ``history RUN --json`` (runs keep their ids)."""
+    """Import histories exported with ``history RUN --json`` (runs keep their ids).
 
-    lines = path.read_bytes().splitlines()
+    Every line is checked first (its size, its form, its run's order); a bad
+    one is reported by number and nothing is written.
+    """
 
-    async def main() -> None:
-        histories = read_json_lines(lines)
-        async with open_app() as app:
-            for run_id, records in histories.items():
-                await app.import_history(records, run_id)
-                typer.echo(f"imported {run_id} ({len(records)} facts)")
+    async def main() -> dict[str, int]:
+        with path.open("rb") as source:
+            async with open_app(create=True) as app:
+                return await app.import_json_lines(source)
 
-    run(main)
+    for run_id, count in run(main).items():
+        typer.echo(f"imported {run_id} ({count} facts)")
 
 
 def replay(

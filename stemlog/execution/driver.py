@@ -15,6 +15,7 @@ step: steps are executed at least once and recorded exactly once.
 
 from __future__ import annotations
 
+import logging
 from typing import final
 
 from stemlog.errors import NonDeterminismError
@@ -26,6 +27,8 @@ from stemlog.execution.script_pass import run_script
 from stemlog.model.records import WorkflowKind
 from stemlog.model.schedule import DueReason, runnable, wake_due
 from stemlog.model.state import step_label
+
+logger = logging.getLogger("stemlog.worker")
 
 
 @final
@@ -65,6 +68,8 @@ class RunDriver:
                 divergence = NonDeterminismError(
                     state.run_id, len(state.steps), f"steps [{recorded}]", f"steps [{declared}]"
                 )
+            logger.warning("run %s diverged from its history: %s", state.run_id, divergence,
+                           extra={"run_id": state.run_id, "workflow": state.workflow})  # fmt: skip
             await drive.fail_run(error_info(divergence))
             return
         run_pass = run_flow if drive.definition.kind is WorkflowKind.FLOW else run_script

@@ -11,6 +11,7 @@ position is a :class:`NonDeterminismError`, which fails the run.
 
 from __future__ import annotations
 
+import logging
 from typing import final
 
 from stemlog.authoring.context import ScriptStepContext, ScriptStepHandler
@@ -29,6 +30,8 @@ from stemlog.execution.outcomes import (
 )
 from stemlog.execution.steps import run_step
 from stemlog.model.state import RunState, StepKey
+
+logger = logging.getLogger("stemlog.worker")
 
 
 @final
@@ -79,9 +82,22 @@ async def run_script(drive: Drive) -> None:
             raise interrupt from None  # StopDrive: the session ends the drive quietly
         if not isinstance(error, Exception | BaseExceptionGroup):
             raise
+        _log_end(drive, script.divergence, error)
         await drive.fail_run(error_info(script.divergence or error))
         return
     if script.divergence is not None:  # the code caught the divergence: still a failure
+        _log_end(drive, script.divergence, None)
         await drive.fail_run(error_info(script.divergence))
         return
     await drive.complete_run(result)
+
+
+def _log_end(drive: Drive, divergence: BaseException | None, error: BaseException | None) -> None:
+    state = drive.session.state
+    extra = {"run_id": state.run_id, "workflow": state.workflow}
+    if divergence is not None:
+        logger.warning("run %s diverged from its history: %s", state.run_id, divergence,
+                       extra=extra)  # fmt: skip
+    elif error is not None:
+        logger.warning("run %s: run raised %s: %s", state.run_id, type(error).__name__, error,
+                       exc_info=error, extra=extra)  # fmt: skip

@@ -8,6 +8,9 @@ step fails without running again (a poison step cannot loop forever).
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
 from stemlog.authoring.context import FlowContext, ScriptStepContext, StepHandler, SuspendStep
 from stemlog.authoring.policies import DEFAULT_CRASH_ATTEMPTS, RetryPolicy
 from stemlog.codec import JSONValue, normalize_json
@@ -23,6 +26,8 @@ from stemlog.execution.outcomes import (
 )
 from stemlog.model.records import ErrorInfo
 from stemlog.model.state import StepKey, step_label
+
+logger = logging.getLogger("stemlog.steps")
 
 WORKER_LOST = "stemlog.WorkerLost"
 """The error type recorded when a step's starts all ended with their worker."""
@@ -79,6 +84,7 @@ async def run_step(
                 raise  # the process is asked to exit
             if retry is not None and retry.retries(error, attempt):
                 await _schedule_retry(drive, key, error, retry, attempt)
+            _log_failure(drive, key, attempt, error, None)
             _fail_for_good(drive, key, error_info(error))
     await _record_outcome(drive, key, ctx)
     session.do(lambda run: run.complete_step(key, value, clock.now()))
@@ -107,10 +113,24 @@ async def _schedule_retry(
 ) -> None:
     at = drive.clock.now()
     retry_at = at + retry.delay_after(attempt)
+    _log_failure(drive, key, attempt, error, retry_at)
     info = error_info(error).to_json()
     drive.session.do(lambda run: run.fail_step(key, info, retry_at, at))
     await drive.session.flush()
     raise RetryScheduled
+
+
+def _log_failure(
+    drive: Drive, key: StepKey, attempt: int, error: BaseException, retry_at: datetime | None
+) -> None:
+    state = drive.session.state
+    then = "no attempt is left" if retry_at is None else f"next attempt at {retry_at.isoformat()}"
+    logger.warning(
+        "run %s: step %s failed (attempt %d): %s: %s; %s", state.run_id, step_label(key),
+        attempt, type(error).__name__, error, then, exc_info=error,
+        extra={"run_id": state.run_id, "workflow": state.workflow, "step": step_label(key),
+               "attempt": attempt},
+    )  # fmt: skip
 
 
 def _fail_for_good(drive: Drive, key: StepKey, info: ErrorInfo) -> None:

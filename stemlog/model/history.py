@@ -8,8 +8,9 @@ and replays identically on another machine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import BinaryIO
 from uuid import UUID
 
 import orjson
@@ -87,21 +88,51 @@ def from_json_line(line: bytes | str) -> tuple[str, Fact]:
         raise InvalidPayloadError("history line", str(error)) from None
 
 
-def read_json_lines(lines: Sequence[bytes | str]) -> dict[str, list[Fact]]:
-    """Histories by run id from JSON lines (blank lines are skipped).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest JSON line an import takes: one fact, whose values are at most
+:data:`stemlog.codec.MAX_VALUE_BYTES` each."""
+
+
+def bounded_lines(source: BinaryIO) -> Iterator[bytes]:
+    """A binary file's lines, never holding more of one than an import takes
+    (a longer line is cut one byte past the limit, so it is refused by size)."""
+    while line := source.readline(MAX_LINE_BYTES + 2):
+        yield line.rstrip(b"\r\n")
+
+
+def read_json_lines(lines: Iterable[bytes | str] | BinaryIO) -> dict[str, list[Fact]]:
+    """Histories by run id from JSON lines, as exported (blank lines are skipped).
+
+    Each run's facts must come in order, from ``RunStarted`` at position 1, one
+    position after the other; runs may interleave.
 
     Raises:
-        InvalidPayloadError: a malformed line, or positions that are not 1, 2, 3...
+        InvalidPayloadError: naming the line: longer than :data:`MAX_LINE_BYTES`,
+            not a fact line, or a fact out of order.
     """
     runs: dict[str, list[Fact]] = {}
-    for line in lines:
-        if line.strip():
+    source = bounded_lines(lines) if hasattr(lines, "readline") else lines  # type: ignore[arg-type]
+    for number, line in enumerate(source, start=1):
+        if len(line) > MAX_LINE_BYTES:
+            raise InvalidPayloadError(
+                f"history line {number}", f"longer than the limit of {MAX_LINE_BYTES:,} bytes"
+            )
+        if not line.strip():
+            continue
+        try:
             run_id, record = from_json_line(line)
-            runs.setdefault(run_id, []).append(record)
-    for run_id, records in runs.items():
-        records.sort(key=lambda record: record.position)
-        if [r.position for r in records] != list(range(1, len(records) + 1)):
-            raise InvalidPayloadError("history", f"run {run_id} has gaps in its positions")
-        if records[0].type != "RunStarted":
-            raise InvalidPayloadError("history", f"run {run_id} does not start with RunStarted")
+        except InvalidPayloadError as error:
+            raise InvalidPayloadError(f"history line {number}", error.reason) from None
+        records = runs.setdefault(run_id, [])
+        expected = len(records) + 1
+        if record.position != expected:
+            raise InvalidPayloadError(
+                f"history line {number}",
+                f"run {run_id} has position {record.position} where {expected} is next",
+            )
+        if expected == 1 and record.type != "RunStarted":
+            raise InvalidPayloadError(
+                f"history line {number}", f"run {run_id} does not start with RunStarted"
+            )
+        records.append(record)
     return runs

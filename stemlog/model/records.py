@@ -111,6 +111,9 @@ class RunView:
     ended_at: datetime | None
     blocked_on_version: int | None = None
     """Set when this app's worker does not have the workflow version the run is pinned to."""
+    blocked: str | None = None
+    """Why the run is set aside, if it is: one of its facts cannot be read or folded
+    (the app and every other run go on; the worker leaves this one alone)."""
 
 
 @final

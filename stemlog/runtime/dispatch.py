@@ -9,17 +9,20 @@ delivers children's outcomes to their parents.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import final
 
 from stemlog.model.children import CHILD_TOPIC_PREFIX
-from stemlog.model.facts import TERMINAL_FACTS
+from stemlog.model.facts import TERMINAL_FACTS, RunStarted
 from stemlog.model.run import Run
 from stemlog.model.schedule import may_reschedule, waiting_topic
 from stemlog.runtime.background import Background
 from stemlog.runtime.signals import RunSignals
 from stemlog.runtime.worker import Worker
-from stemlog.store.base import Appended, LoggedFact
+from stemlog.store.base import Appended, LoggedFact, UnreadableFact
+
+logger = logging.getLogger("stemlog.runs")
 
 
 @final
@@ -44,6 +47,8 @@ class Dispatcher:
         """React to facts that reached the log (called in the event loop)."""
         self._signals.appended(appended.facts)
         self._log_moved()
+        if appended.local and logger.isEnabledFor(logging.INFO):
+            _log_starts_and_ends(appended)
         if self._worker is None:
             return
         if appended.local:
@@ -68,6 +73,8 @@ class Dispatcher:
         for logged in facts:
             fact = logged.fact
             run_id = str(fact.originator_id)
+            if isinstance(fact, UnreadableFact):
+                continue  # the read models set such a run aside
             if isinstance(fact, TERMINAL_FACTS):
                 ended[run_id] = None
             elif may_reschedule(fact):
@@ -77,3 +84,20 @@ class Dispatcher:
                 self._background.submit(worker.observe, run_id)
         for run_id in ended:
             self._background.submit(self._deliver, run_id)
+
+
+def _log_starts_and_ends(appended: Appended) -> None:
+    for logged in appended.facts:
+        fact = logged.fact
+        if isinstance(fact, RunStarted):
+            run_id = str(fact.originator_id)
+            logger.info("run %s of %s started", run_id, fact.workflow,
+                        extra={"run_id": run_id, "workflow": fact.workflow})  # fmt: skip
+        elif isinstance(fact, TERMINAL_FACTS):
+            run_id = str(fact.originator_id)
+            run = appended.runs.get(run_id)
+            state = None if run is None else run.state
+            workflow = None if state is None else state.workflow
+            status = type(fact).__name__.removeprefix("Run").lower()
+            logger.info("run %s of %s ended %s", run_id, workflow, status,
+                        extra={"run_id": run_id, "workflow": workflow})  # fmt: skip

@@ -111,6 +111,7 @@ class Queries:
             updated_at=row.updated_at,
             ended_at=row.ended_at,
             blocked_on_version=self._blocked(row),
+            blocked=row.blocked,
         )
 
     def _blocked(self, row: RunRow) -> int | None:

@@ -20,7 +20,7 @@ import anyio
 
 from stemlog.authoring.registry import Registry
 from stemlog.clock import Clock
-from stemlog.errors import StoreUnavailableError, StoreWriteError
+from stemlog.errors import InvalidStoreURLError, StoreUnavailableError, StoreWriteError
 from stemlog.runtime.background import Background
 from stemlog.runtime.commands import Commands
 from stemlog.runtime.dispatch import Dispatcher
@@ -113,12 +113,14 @@ async def _open_when_reachable(
         try:
             return await anyio.to_thread.run_sync(_open_store, backend, store_timeout)
         except Exception as error:
+            if unreachable_at_open(error):
+                raise StoreUnavailableError(backend.where, describe(error)) from error
             fault = classify(error)
             if fault is None:
                 raise
             if fault is Fault.REFUSING:
                 raise StoreWriteError(backend.where, describe(error)) from error
-            if unreachable_at_open(error) or anyio.current_time() + delay > deadline:
+            if anyio.current_time() + delay > deadline:
                 raise StoreUnavailableError(backend.where, describe(error)) from error
             logger.warning("store %s is unavailable (%s); retrying", backend.where,
                            describe(error))  # fmt: skip
@@ -140,8 +142,15 @@ async def open_runtime(
     concurrency: int,
     lease: float,
     store_timeout: float,
+    create: bool = True,
 ) -> AsyncIterator[Runtime]:
-    """Open the store, start the background tasks, and close it all on exit."""
+    """Open the store, start the background tasks, and close it all on exit.
+
+    Raises:
+        InvalidStoreURLError: with ``create=False``, the URL names no existing store.
+    """
+    if not create and not backend.exists():
+        raise InvalidStoreURLError(backend.url, "no such database (nothing was created)")
     store, views = await _open_when_reachable(backend, store_timeout)
     guard = backend.worker_guard() if worker else None
     try:

@@ -13,7 +13,7 @@ from typing import final
 import anyio
 
 from stemlog.model.facts import TERMINAL_FACTS, RunCancelled, RunCompleted, RunFailed, RunRewound
-from stemlog.store.base import LoggedFact
+from stemlog.store.base import LoggedFact, UnreadableFact
 
 _REMEMBERED = 10_000
 
@@ -42,6 +42,8 @@ class RunSignals:
         """Wake the watchers of every run that ended in ``facts``."""
         for logged in facts:
             fact = logged.fact
+            if isinstance(fact, UnreadableFact):
+                continue
             if isinstance(fact, TERMINAL_FACTS):
                 run_id = str(fact.originator_id)
                 self._ended[run_id] = fact

@@ -26,6 +26,7 @@ from stemlog.authoring.context import ChildLauncher
 from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.clock import Clock
 from stemlog.errors import (
+    InvalidPayloadError,
     RunEndedError,
     StoreUnavailableError,
     StoreWriteError,
@@ -37,7 +38,7 @@ from stemlog.execution.outcomes import error_info, interrupt_of, is_cancellation
 from stemlog.execution.session import RunSession
 from stemlog.model.run import Run
 from stemlog.model.schedule import cancel_due, next_due, runnable
-from stemlog.model.state import RunState
+from stemlog.model.state import RunState, StepKey, step_label
 from stemlog.runtime.timers import Timers
 from stemlog.store.base import Leases
 from stemlog.store.events import RunStore
@@ -81,6 +82,8 @@ class Worker:
         self._sessions: dict[str, RunSession] = {}
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
+        self._aside: dict[str, str] = {}
+        """Runs set aside as blocked (their history cannot be read), with why."""
         self.timers = Timers()
 
     # -- what the dispatcher tells the worker ----------------------------------
@@ -91,6 +94,8 @@ class Worker:
         ``run`` is the aggregate as just committed, which saves a reload; if it
         turns out stale, the drive's first commit conflicts and reloads.
         """
+        if run_id in self._aside:
+            return  # it cannot be read: leave it alone
         if run_id in self._active:
             self._again.add(run_id)
             self._fresh.pop(run_id, None)
@@ -167,10 +172,10 @@ class Worker:
             self.timers.set_earlier(run_id, self._clock.now() + self.leases.duration)
             return
         try:
-            run = fresh or await self._store.load(run_id)
-            await self._drive_claimed(run)
-        except UnknownRunError:
-            return
+            run = fresh or await self._load(run_id)
+            if run is not None:
+                self._note_takeover(run.state)
+                await self._drive_claimed(run)
         except (StoreUnavailableError, StoreWriteError):
             # Not the run's fault: drive it again once the store may be back.
             self.timers.set_earlier(run_id, self._clock.now() + _STORE_RETRY)
@@ -187,6 +192,36 @@ class Worker:
                 contextlib.suppress(StoreUnavailableError, StoreWriteError),
             ):
                 await self.leases.release(run_id)  # else it expires by itself
+
+    async def _load(self, run_id: str) -> Run | None:
+        """The run, or ``None`` when it is gone or set aside (it cannot be read)."""
+        try:
+            return await self._store.load(run_id)
+        except UnknownRunError:
+            return None
+        except InvalidPayloadError as error:  # its history cannot be read or folded
+            self._set_aside(run_id, str(error))
+            return None
+
+    def _set_aside(self, run_id: str, reason: str) -> None:
+        if run_id not in self._aside:
+            self._aside[run_id] = reason
+            logger.warning("run %s set aside as blocked: %s", run_id, reason,
+                           extra={"run_id": run_id})  # fmt: skip
+
+    def _note_takeover(self, state: RunState) -> None:
+        """Log a run whose step was under way when its worker stopped (it runs again)."""
+        previous = self.leases.taken_over.pop(state.run_id, None)
+        if not state.in_flight or state.current is None:
+            return
+        since = state.step_started_at or state.updated_at or state.created_at
+        waited = (self._clock.now() - since).total_seconds()
+        whose = f"worker {previous[0]}" if previous is not None else "its worker"
+        logger.warning(
+            "run %s: step %s (attempt %d) was under way when %s stopped, %.1f s ago; "
+            "taking it over", state.run_id, step_label(state.current), state.attempt, whose,
+            waited, extra=_extra(state, state.current, state.attempt),
+        )  # fmt: skip
 
     async def _drive_claimed(self, run: Run) -> None:
         state = run.state
@@ -222,8 +257,8 @@ class Worker:
 
     async def _fail_broken(self, run_id: str, error: BaseException) -> None:
         """A drive raised what no step or pass handles: fail that run, keep the worker."""
-        logger.error("run %s failed: its drive raised", run_id, exc_info=error,
-                     extra={"run_id": run_id})  # fmt: skip
+        logger.error("run %s failed: its drive raised %s", run_id, type(error).__name__,
+                     exc_info=error, extra={"run_id": run_id})  # fmt: skip
         info = error_info(error).to_json()
         try:
             run = await self._store.load(run_id)
@@ -263,3 +298,11 @@ class Worker:
             await anyio.sleep(max(self.leases.duration.total_seconds() / 3, 0.05))
             with contextlib.suppress(StoreUnavailableError, StoreWriteError):
                 await self.leases.renew()  # a missed heartbeat: the next one may land
+
+
+def _extra(state: RunState, step: StepKey | None, attempt: int | None) -> dict[str, object]:
+    """The fields every log record about a run carries."""
+    return {
+        "run_id": state.run_id, "workflow": state.workflow,
+        "step": None if step is None else step_label(step), "attempt": attempt,
+    }  # fmt: skip

@@ -27,11 +27,26 @@ T = TypeVar("T")
 
 @final
 @dataclass(frozen=True, slots=True)
+class UnreadableFact:
+    """A stored fact this code cannot decode (an unknown topic, malformed fields).
+
+    It stands in its place in the log, so a reader can set its run aside and
+    go on with the others.
+    """
+
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    error: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class LoggedFact:
     """A fact and its position in the log (eventsourcing's notification id)."""
 
     position: int
-    fact: AnyFact
+    fact: AnyFact | UnreadableFact
 
 
 @final
@@ -68,6 +83,9 @@ class Leases(Protocol):
 
     owner: str
     duration: timedelta
+    taken_over: dict[str, tuple[str, datetime]]
+    """Runs this worker claimed from another holder whose lease had expired:
+    ``(previous owner, when its lease ran out)``, kept until read."""
 
     async def claim(self, run_id: str) -> bool:
         """Take (or keep) the run for this worker; ``False`` when another holds it."""
@@ -178,6 +196,10 @@ class Backend(Protocol):
     @property
     def commits_inline_when_alone(self) -> bool:
         """A lone commit is cheaper on the event loop than a thread hop."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether the store is there to open (a SQLite file is; a server is asked on open)."""
         ...
 
     def schema_lock(self) -> AbstractContextManager[None]:

@@ -24,11 +24,16 @@ from anyio import CancelScope, CapacityLimiter
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, TrackingRecorder
 
-from stemlog.errors import StoreUnavailableError, StoreWriteError, UnknownRunError
+from stemlog.errors import (
+    InvalidPayloadError,
+    StoreUnavailableError,
+    StoreWriteError,
+    UnknownRunError,
+)
 from stemlog.model.facts import AnyFact
 from stemlog.model.ids import parse_run_id
 from stemlog.model.run import Run
-from stemlog.store.base import Appended, AppendListener, Backend, LoggedFact
+from stemlog.store.base import Appended, AppendListener, Backend, LoggedFact, UnreadableFact
 from stemlog.store.faults import Fault, StoreHealth, classify, describe
 from stemlog.store.log import RunLog
 from stemlog.store.transcoder import decode_notification
@@ -98,6 +103,12 @@ class RunStore:
             run: Run = self.log.repository.get(uuid)
         except AggregateNotFoundError:
             return None
+        except Exception as error:
+            if classify(error) is not None:
+                raise
+            raise InvalidPayloadError(
+                f"history of run {uuid}", f"it cannot be read: {describe(error)}"
+            ) from error
         return run
 
     async def facts(self, run_id: str) -> list[AnyFact]:
@@ -105,7 +116,14 @@ class RunStore:
         uuid = parse_run_id(run_id)
 
         def read() -> list[AnyFact]:
-            return [cast("AnyFact", fact) for fact in self.log.events.get(uuid)]
+            try:
+                return [cast("AnyFact", fact) for fact in self.log.events.get(uuid)]
+            except Exception as error:
+                if classify(error) is not None:
+                    raise
+                raise InvalidPayloadError(
+                    f"history of run {uuid}", f"it cannot be read: {describe(error)}"
+                ) from error
 
         return await self.blocking(read)
 
@@ -114,9 +132,13 @@ class RunStore:
         return self.log.recorder.max_notification_id() or 0
 
     def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
-        """Facts from position ``start`` on, in log order (blocking)."""
+        """Facts from position ``start`` on, in log order (blocking).
+
+        A fact that cannot be decoded comes back as an
+        :class:`~stemlog.store.base.UnreadableFact` in its place.
+        """
         notifications = self.log.recorder.select_notifications(start, limit, stop)
-        return [LoggedFact(n.id, decode_notification(n)) for n in notifications]
+        return [LoggedFact(n.id, _decode(n)) for n in notifications]
 
     def tracking_recorder(self, recorder_class: type[R]) -> R:
         """A tracking recorder (a read model's tables) in the log's own database."""
@@ -331,3 +353,13 @@ class RunStore:
     def close(self) -> None:
         """Close the database connections."""
         self.log.close()
+
+
+def _decode(notification: Any) -> AnyFact | UnreadableFact:
+    try:
+        return decode_notification(notification)
+    except Exception as error:
+        return UnreadableFact(
+            notification.originator_id, notification.originator_version,
+            notification.topic, describe(error),
+        )  # fmt: skip

@@ -29,6 +29,7 @@ class LocalLeases:
         self.duration = timedelta(seconds=duration)
         self._clock = clock
         self._claims: dict[str, tuple[str, datetime]] = {}
+        self.taken_over: dict[str, tuple[str, datetime]] = {}
 
     def as_owner(self, owner: str) -> LocalLeases:
         """A view of the same claims for another owner (as a second worker sees them)."""
@@ -39,8 +40,10 @@ class LocalLeases:
     async def claim(self, run_id: str) -> bool:
         now = self._clock.now()
         held = self._claims.get(run_id)
-        if held is not None and held[0] != self.owner and held[1] >= now:
-            return False
+        if held is not None and held[0] != self.owner:
+            if held[1] >= now:
+                return False
+            self.taken_over[run_id] = held
         self._claims[run_id] = (self.owner, now + self.duration)
         return True
 

@@ -44,6 +44,9 @@ class MemoryBackend:
     def where(self) -> str:
         return "memory://"
 
+    def exists(self) -> bool:
+        return True
+
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()
 

@@ -46,10 +46,15 @@ _LEASES_DDL = (
     "expires_at BIGINT NOT NULL)"
 )
 _CLAIM = (
+    "WITH previous AS (SELECT owner, expires_at FROM {leases} WHERE run_id = %s) "
     "INSERT INTO {leases} AS l (run_id, owner, expires_at) VALUES (%s, %s, %s) "
     "ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
-    "WHERE l.owner = excluded.owner OR l.expires_at < %s RETURNING owner"
+    "WHERE l.owner = excluded.owner OR l.expires_at < %s "
+    "RETURNING (SELECT owner FROM previous) AS previous_owner, "
+    "(SELECT expires_at FROM previous) AS previous_expiry"
 )
+"""One statement: take the run if nobody holds it, this worker does, or the holder's
+lease ran out; returns the previous holder (to tell a takeover)."""
 
 
 def _datastore(log: Application[UUID]) -> PostgresDatastore:
@@ -77,6 +82,7 @@ class TableLeases:
         self._datastore = _datastore(store.log)
         self._table = _leases_table(self._datastore)
         self._held: set[str] = set()
+        self.taken_over: dict[str, tuple[str, datetime]] = {}
 
     def _sql(self, template: str) -> Composed:
         return SQL(template).format(leases=self._table)
@@ -88,11 +94,15 @@ class TableLeases:
 
     async def claim(self, run_id: str) -> bool:
         now = self._clock.now()
-        params = (run_id, self.owner, to_micros(now + self.duration), to_micros(now))
+        params = (run_id, run_id, self.owner, to_micros(now + self.duration), to_micros(now))
         rows = await self._store.blocking(self._execute, _CLAIM, params)
-        if rows:
-            self._held.add(run_id)
-        return bool(rows)
+        if not rows:
+            return False
+        self._held.add(run_id)
+        previous, expiry = rows[0]["previous_owner"], rows[0]["previous_expiry"]
+        if previous is not None and previous != self.owner:
+            self.taken_over[run_id] = (str(previous), from_micros(int(expiry)))
+        return True
 
     async def release(self, run_id: str) -> None:
         self._held.discard(run_id)
@@ -212,6 +222,9 @@ class PostgresBackend:
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"]
         return cls(url, env)
+
+    def exists(self) -> bool:
+        return True  # a missing database fails the open with its own message
 
     def schema_lock(self) -> AbstractContextManager[None]:
         """Serialise table creation between processes opening one database.

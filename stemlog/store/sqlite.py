@@ -140,6 +140,9 @@ class SQLiteBackend:
             env["SQLITE_LOCK_TIMEOUT"] = query["lock_timeout"]
         return cls(url, db_name, env)
 
+    def exists(self) -> bool:
+        return Path(self.path).is_file()
+
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()  # SQLite's own write lock serialises table creation
 

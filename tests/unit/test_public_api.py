@@ -24,6 +24,8 @@ V2_LANDED = [
     # the record types public methods return
     "Stats", "StepStats", "WorkflowStats", "ModelStatus", "ReadModels", "RebuildResult",
     "Difference",
+    # faults
+    "StoreUnavailableError", "StoreWriteError",
 ]  # fmt: skip
 
 
