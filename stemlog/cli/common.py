@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +35,7 @@ class Options:
     """Global options, set by the callback of the top-level command."""
 
     db: str = os.environ.get("STEMLOG_DB", DEFAULT_DB)
+    store_timeout: float = 30.0
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -110,6 +112,25 @@ def open_app(
     ``import``) create a missing store: any other command on a mistyped path
     is an error naming it, not a new empty database.
     """
-    app = WorkflowApp.open(Options.db, worker=worker, concurrency=concurrency, create=create)
+    app = WorkflowApp.open(Options.db, worker=worker, concurrency=concurrency, create=create,
+                           store_timeout=Options.store_timeout)  # fmt: skip
     app.register_workflows(list(definitions))
     return app
+
+
+def configure_logging(*, verbose: bool, worker: bool = False) -> None:
+    """Send the ``stemlog`` loggers to standard error: a worker logs what it does
+    (INFO), other commands stay quiet unless ``--verbose`` (their errors are the
+    one line :func:`fail` prints)."""
+    root = logging.getLogger("stemlog")
+    for handler in list(root.handlers):
+        if getattr(handler, "stemlog_cli", False):
+            root.removeHandler(handler)
+    if not (worker or verbose):
+        root.setLevel(logging.CRITICAL + 1)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.stemlog_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)

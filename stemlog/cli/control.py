@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import typer
 
 from stemlog import RunStatus
 from stemlog.cli.common import (
+    configure_logging,
     console,
     load_definitions,
     open_app,
@@ -107,6 +110,7 @@ def worker(
 ) -> None:
     """Drive the runs of APP's workflows on --db until interrupted."""
     definitions = load_definitions(app_target)
+    configure_logging(verbose=logging.getLogger("stemlog").level == logging.DEBUG, worker=True)
 
     async def main() -> None:
         app = open_app(worker=True, definitions=definitions, concurrency=concurrency,

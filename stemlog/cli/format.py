@@ -51,7 +51,9 @@ def format_runs(runs: Sequence[RunView]) -> Table:
     for run in runs:
         waiting = run.wait_topic or (f"until {when(run.wake_at)}" if run.wake_at else "")
         status = str(run.status)
-        if run.blocked_on_version is not None:
+        if run.blocked is not None:
+            status += " (blocked)"
+        elif run.blocked_on_version is not None:
             status += f" (blocked: v{run.blocked_on_version} not registered)"
         table.add_row(run.run_id, run.workflow, str(run.version), status,
                       run.current_step or "", waiting, when(run.updated_at))  # fmt: skip
@@ -78,8 +80,8 @@ def format_run(run: RunView) -> Table:
         "parent": run.parent_run_id, "cancel reason": run.cancel_reason,
         "result": None if run.result is None else short(run.result, 80),
         "error": None if run.error is None else f"{run.error.type}: {run.error.message}",
-        "blocked": None if run.blocked_on_version is None
-        else f"version {run.blocked_on_version} is not registered here",
+        "blocked": run.blocked or (None if run.blocked_on_version is None
+                                   else f"version {run.blocked_on_version} is not registered here"),
         "created": when(run.created_at), "ended": when(run.ended_at),
     }  # fmt: skip
     for name, value in rows.items():

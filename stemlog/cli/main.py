@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from stemlog.cli import control, runs
-from stemlog.cli.common import DEFAULT_DB, Options
+from stemlog.cli.common import DEFAULT_DB, Options, configure_logging
 from stemlog.cli.demo import demo
 from stemlog.cli.models import projections_app
 
@@ -22,8 +22,14 @@ def _options(
     db: str = typer.Option(
         DEFAULT_DB, "--db", envvar="STEMLOG_DB", help="store URL (sqlite:///..., postgresql://...)"
     ),
+    store_timeout: float = typer.Option(
+        30.0, "--store-timeout", help="seconds to wait for a store that is away"
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log what stemlog does"),
 ) -> None:
     Options.db = db
+    Options.store_timeout = store_timeout
+    configure_logging(verbose=verbose)
 
 
 cli.command()(demo)

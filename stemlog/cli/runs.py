@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from stemlog import Fact, ReplayReport, UnknownRunError
-from stemlog.cli.common import console, load_definitions, open_app, print_json, run
+from stemlog import Fact, InvalidPayloadError, ReplayReport, RunView, UnknownRunError
+from stemlog.cli.common import console, fail, load_definitions, open_app, print_json, run
 from stemlog.cli.format import format_replay, format_run, format_runs, format_timeline, run_json
 
 AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
@@ -39,19 +39,28 @@ def runs(
 def show(run_id: str, as_json: bool = JsonOption) -> None:
     """A run's status, current step, wait, lease, error and timeline of facts."""
 
-    async def main() -> None:
+    async def main() -> tuple[RunView, list[Fact] | InvalidPayloadError]:
         async with open_app() as app:
             view = await app.get_run(run_id)
             if view is None:
                 raise UnknownRunError(run_id)
-            history = await app.history(run_id)
-        if as_json:
-            print_json({"run": run_json(view), "facts": [_fact_json(f) for f in history]})
-            return
-        console.print(format_run(view))
-        console.print(format_timeline(history))
+            try:
+                return view, await app.history(run_id)
+            except InvalidPayloadError as error:  # a blocked run: its facts cannot be read
+                return view, error
 
-    run(main)
+    view, history = run(main)
+    if isinstance(history, InvalidPayloadError):
+        if as_json:
+            print_json({"run": run_json(view), "facts": None, "error": str(history)})
+        else:
+            console.print(format_run(view))
+        fail(str(history), 1)
+    if as_json:
+        print_json({"run": run_json(view), "facts": [_fact_json(f) for f in history]})
+        return
+    console.print(format_run(view))
+    console.print(format_timeline(history))
 
 
 def _fact_json(fact: object) -> dict[str, object]:

@@ -217,6 +217,7 @@ def make_fact(cls: type[Any], run_id: UUID, position: int, fields: dict[str, Any
     field whose stored form differs from its type (``RunStarted.kind``) is
     converted here.
     """
+    check_fields(cls, fields)
     fact = object.__new__(cls)
     state = fact.__dict__
     state.update(fields)
@@ -231,3 +232,26 @@ def make_fact(cls: type[Any], run_id: UUID, position: int, fields: dict[str, Any
 register_topic(RunFact.TOPIC, RunFact)
 for _cls in FACT_TYPES:
     register_topic(_cls.TOPIC, _cls)
+
+
+def check_fields(cls: type[Any], fields: dict[str, Any]) -> None:
+    """Refuse stored fields that cannot be the fact's: a field missing, or a
+    ``timestamp`` that is not an aware datetime.
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    timestamp = fields.get("timestamp")
+    if not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
+        raise ValueError(f"{cls.__name__} has no aware timestamp: {timestamp!r}")
+    missing = [name for name in _declared(cls) if name not in fields]
+    if missing:
+        raise ValueError(f"{cls.__name__} lacks {', '.join(missing)}")
+
+
+def _declared(cls: type[Any]) -> tuple[str, ...]:
+    names: list[str] = []
+    for klass in reversed(cls.__mro__):
+        if klass.__module__ == __name__:
+            names.extend(getattr(klass, "__annotations__", {}))
+    return tuple(name for name in dict.fromkeys(names) if name not in _RESERVED)

@@ -7,6 +7,7 @@ before any query that must see the log's head (``emit``, ``get_run``, ...).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast, final
 
@@ -20,6 +21,8 @@ from stemlog.errors import StoreUnavailableError, StoreWriteError
 from stemlog.store.events import RunStore
 
 T = TypeVar("T")
+
+logger = logging.getLogger("stemlog.projections")
 
 _LINGER = 0.02
 """Seconds the background projector waits after a commit, to batch more commits."""
@@ -59,9 +62,17 @@ class ReadSide:
         return self._lock
 
     async def catch_up(self) -> None:
-        """Bring the view to the log's head as of now."""
+        """Bring the view to the log's head as of now.
+
+        When the store refuses writes (a full disk) the models cannot move: the
+        query that asked reads them as they stand rather than failing, and the
+        models catch up once writes are taken again.
+        """
         async with self._lock:
-            await self.call(self.projector.catch_up)
+            try:
+                await self.call(self.projector.catch_up)
+            except StoreWriteError as error:
+                logger.warning("read models are behind the log: %s", error.reason)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Follow the log in the background until cancelled.

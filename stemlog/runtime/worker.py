@@ -174,7 +174,6 @@ class Worker:
         try:
             run = fresh or await self._load(run_id)
             if run is not None:
-                self._note_takeover(run.state)
                 await self._drive_claimed(run)
         except (StoreUnavailableError, StoreWriteError):
             # Not the run's fault: drive it again once the store may be back.
@@ -209,9 +208,8 @@ class Worker:
             logger.warning("run %s set aside as blocked: %s", run_id, reason,
                            extra={"run_id": run_id})  # fmt: skip
 
-    def _note_takeover(self, state: RunState) -> None:
+    def _note_takeover(self, state: RunState, previous: tuple[str, datetime] | None) -> None:
         """Log a run whose step was under way when its worker stopped (it runs again)."""
-        previous = self.leases.taken_over.pop(state.run_id, None)
         if not state.in_flight or state.current is None:
             return
         since = state.step_started_at or state.updated_at or state.created_at
@@ -225,6 +223,7 @@ class Worker:
 
     async def _drive_claimed(self, run: Run) -> None:
         state = run.state
+        previous_holder = self.leases.taken_over.pop(state.run_id, None)
         cancel = cancel_due(state)
         if cancel is not None:  # armed before a long step, so the policy can act during it
             self.timers.set_earlier(state.run_id, cancel.at)
@@ -232,6 +231,7 @@ class Worker:
         if definition is None or state.status.is_terminal or await self._enforce(state):
             self._arm(state)
             return
+        self._note_takeover(state, previous_holder)
         session = self._sessions[state.run_id] = RunSession(run, self._store)
         drive = Drive(session, definition, self._clock, self.handler_limiter, self._children)
         driver = RunDriver(drive)

@@ -30,7 +30,7 @@ from stemlog.errors import (
     StoreWriteError,
     UnknownRunError,
 )
-from stemlog.model.facts import AnyFact
+from stemlog.model.facts import AnyFact, check_fields
 from stemlog.model.ids import parse_run_id
 from stemlog.model.run import Run
 from stemlog.store.base import Appended, AppendListener, Backend, LoggedFact, UnreadableFact
@@ -117,7 +117,10 @@ class RunStore:
 
         def read() -> list[AnyFact]:
             try:
-                return [cast("AnyFact", fact) for fact in self.log.events.get(uuid)]
+                facts = [cast("AnyFact", fact) for fact in self.log.events.get(uuid)]
+                for fact in facts:
+                    check_fields(type(fact), fact.__dict__)
+                return facts
             except Exception as error:
                 if classify(error) is not None:
                     raise

@@ -24,6 +24,12 @@ _REFUSING_SQLITE = ("disk is full", "readonly", "read-only", "disk i/o error")
 _REFUSING_SQLSTATES = frozenset({"53100", "25006", "42501"})
 """Disk full, read-only transaction, insufficient privilege."""
 _UNREACHABLE_SQLITE = ("unable to open database", "not a database", "no such table")
+_UNREACHABLE_POSTGRES = (
+    "does not exist",  # the database, or the role
+    "password authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+)
 
 
 class Fault(Enum):
@@ -72,8 +78,11 @@ def unreachable_at_open(error: BaseException) -> bool:
         text = str(cause).lower()
         if isinstance(cause, sqlite3.Error) and any(m in text for m in _UNREACHABLE_SQLITE):
             return True
-        if isinstance(cause, psycopg.Error) and cause.sqlstate in ("3D000", "28P01", "28000"):
-            return True  # no such database; authentication failed
+        if isinstance(cause, psycopg.Error) and (
+            cause.sqlstate in ("3D000", "28P01", "28000")
+            or any(marker in text for marker in _UNREACHABLE_POSTGRES)
+        ):
+            return True  # no such database or role; authentication refused
     return False
 
 

@@ -137,6 +137,9 @@ class SQLiteBackend:
         factory = "SQLiteNormalSyncFactory" if synchronous == "normal" else "SQLiteFullSyncFactory"
         env = {"PERSISTENCE_MODULE": f"{__name__}:{factory}", "SQLITE_DBNAME": db_name}
         if "lock_timeout" in query:
+            if not query["lock_timeout"].isdigit():
+                reason = "lock_timeout is whole seconds (SQLite's busy timeout)"
+                raise InvalidStoreURLError(url, reason)
             env["SQLITE_LOCK_TIMEOUT"] = query["lock_timeout"]
         return cls(url, db_name, env)
 

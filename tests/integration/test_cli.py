@@ -115,3 +115,43 @@ def test_replay_exits_1_when_the_code_diverges(db: str, tmp_path: Path) -> None:
     assert code == 1
     assert report["divergence"]["recorded"] == "manager-review"
     assert report["divergence"]["requested"] == "other"
+
+
+def test_commands_that_only_read_never_create_a_database(tmp_path: Path) -> None:
+    typo = tmp_path / "stemlgo.db"
+    for args in (["runs"], ["show", "00000000-0000-0000-0000-000000000000"], ["waiters", "t"],
+                 ["projections", "list"], ["emit", "t", "1"]):  # fmt: skip
+        code, out, err = invoke(f"sqlite:///{typo}", *args)
+        assert code == 2, (args, out, err)
+        assert err.count("\n") == 1 and "no such database" in err and str(typo) in err
+        assert not typo.exists()
+    code, _, err = invoke(f"sqlite:///{tmp_path}/no/such/dir/x.db", "runs")
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    code, _, err = invoke(f"sqlite:///{junk}", "runs")
+    assert code in (1, 2)
+    assert err.count("\n") == 1 and "not a database" in err
+
+
+def test_import_refuses_oversized_and_out_of_order_lines_by_number(
+    db: str, tmp_path: Path
+) -> None:
+    from stemlog.model.history import MAX_LINE_BYTES
+
+    assert invoke(db, "demo")[0] == 0
+    run_id = orjson.loads(invoke(db, "runs", "--json")[1])[0]["run_id"]
+    lines = invoke(db, "history", run_id, "--json")[1].splitlines()
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    swapped = tmp_path / "swapped.jsonl"
+    swapped.write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n")
+    code, _, err = invoke(other, "import", str(swapped))
+    assert code == 2 and "line 2" in err and "position 3 where 2 is next" in err
+    huge = tmp_path / "huge.jsonl"
+    huge.write_bytes(lines[0].encode() + b"\n" + b"x" * (MAX_LINE_BYTES + 10) + b"\n")
+    code, _, err = invoke(other, "import", str(huge))
+    assert code == 2 and "line 2" in err and f"{MAX_LINE_BYTES:,}" in err
+    assert orjson.loads(invoke(other, "runs", "--json")[1]) == []  # nothing was written
