@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +23,8 @@ from uuid import UUID
 import anyio
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg.sql import SQL, Composed, Identifier
 
 from stemlog.clock import Clock, from_micros, to_micros
@@ -55,6 +56,51 @@ _CLAIM = (
 )
 """One statement: take the run if nobody holds it, this worker does, or the holder's
 lease ran out; returns the previous holder (to tell a takeover)."""
+
+
+class StemlogPostgresRecorder(PostgresApplicationRecorder):
+    """eventsourcing's recorder, each call made once.
+
+    eventsourcing retries a failed call ten times inside it (two seconds and
+    more while the server is away); the store retries on its own, with
+    backoff, up to the app's ``store_timeout``, so a call made while the
+    server is down fails when that timeout says, not tens of seconds later.
+    """
+
+    def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        return _once(PostgresApplicationRecorder.insert_events)(self, stored_events, **kwargs)
+
+    def select_events(self, originator_id: Any, **kwargs: Any) -> Any:
+        return _once(PostgresApplicationRecorder.select_events)(self, originator_id, **kwargs)
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        method = _once(PostgresApplicationRecorder.select_notifications)
+        notifications: Sequence[Notification] = method(
+            self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+        )
+        return notifications
+
+    def max_notification_id(self) -> Any:
+        return _once(PostgresApplicationRecorder.max_notification_id)(self)
+
+
+def _once(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The method without eventsourcing's retry decorator (``functools.wraps`` keeps it)."""
+    return getattr(method, "__wrapped__", method)
+
+
+class StemlogPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory with :class:`StemlogPostgresRecorder`."""
+
+    application_recorder_class = StemlogPostgresRecorder
 
 
 def _datastore(log: Application[UUID]) -> PostgresDatastore:
@@ -202,7 +248,7 @@ class PostgresBackend:
         if not dbname:
             raise InvalidStoreURLError(url, "postgresql URLs name a database: postgresql://host/db")
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": f"{__name__}:StemlogPostgresFactory",
             "POSTGRES_DBNAME": unquote(dbname),
             "POSTGRES_HOST": split.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(split.port or 5432),

@@ -25,6 +25,8 @@ from tests.faults.workflows import faulty
 pytestmark = [pytest.mark.anyio, pytest.mark.faults]
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 300
+OUTAGE = float(os.environ.get("STEMLOG_FAULT_OUTAGE", "12"))
+"""How long the server stays stopped (``STEMLOG_FAULT_OUTAGE=60`` for a minute)."""
 
 
 def _workers(url: str, logs: Path, count: int) -> list[subprocess.Popen[str]]:
@@ -78,9 +80,9 @@ async def test_workers_and_a_client_ride_out_restarts_and_a_stop(
         try:
             runs = {await app.start(faulty, {"n": n}): n for n in range(RUNS)}
             async with anyio.create_task_group() as group:
-                group.start_soon(_faults, private_postgres, 12.0)
+                group.start_soon(_faults, private_postgres, OUTAGE)
                 group.start_soon(_send_all, app, runs)
-            with anyio.fail_after(120):
+            with anyio.fail_after(120 + OUTAGE):
                 while True:
                     ended = await app.list_runs(status="completed", limit=10_000)
                     if len(ended) == RUNS:
@@ -104,3 +106,28 @@ async def test_workers_and_a_client_ride_out_restarts_and_a_stop(
             )  # fmt: skip
             assert set(completed.values()) == {1}, (run_id, completed)
         assert await app.read_models.verify() == []
+
+
+async def test_a_call_while_the_server_is_down_fails_in_time_or_succeeds_when_back(
+    private_postgres: PrivatePostgres,
+) -> None:
+    url = private_postgres.url + "?pool_size=1"
+    async with WorkflowApp.open(url, worker=False, store_timeout=3) as app:
+        app.register_scripts([faulty])
+        await app.start(faulty, {"n": 1})
+        private_postgres.stop("fast")
+        began = anyio.current_time()
+        with pytest.raises(StoreUnavailableError):
+            await app.start(faulty, {"n": 2})
+        waited = anyio.current_time() - began
+        assert 2.5 < waited < 8, waited  # the store_timeout, give or take one try
+        async with anyio.create_task_group() as group:
+            group.start_soon(_start_later, private_postgres)
+            run_id = await app.start(faulty, {"n": 3})  # waits, then succeeds once back
+        assert (await app.get_run(run_id, consistent=True)) is not None
+        assert len(await app.list_runs()) == 2  # the refused start wrote nothing
+
+
+async def _start_later(server: PrivatePostgres) -> None:
+    await anyio.sleep(1.0)
+    await anyio.to_thread.run_sync(server.start)
