@@ -23,6 +23,7 @@ from stemlog.execution.determinism import check_flow
 from stemlog.execution.drive import Drive
 from stemlog.execution.flow_pass import run_flow
 from stemlog.execution.outcomes import error_info
+from stemlog.execution.parked import ParkedScripts
 from stemlog.execution.script_pass import run_script
 from stemlog.model.records import WorkflowKind
 from stemlog.model.schedule import DueReason, runnable, wake_due
@@ -35,8 +36,9 @@ logger = logging.getLogger("stemlog.worker")
 class RunDriver:
     """Executes one run of one definition until it suspends, ends, or is taken away."""
 
-    def __init__(self, drive: Drive) -> None:
+    def __init__(self, drive: Drive, scripts: ParkedScripts | None = None) -> None:
         self._drive = drive
+        self._scripts = scripts
 
     async def drive(self) -> None:
         """Run steps while the run is runnable; returns when it suspends or ends."""
@@ -72,9 +74,12 @@ class RunDriver:
                            extra={"run_id": state.run_id, "workflow": state.workflow})  # fmt: skip
             await drive.fail_run(error_info(divergence))
             return
-        run_pass = run_flow if drive.definition.kind is WorkflowKind.FLOW else run_script
+        flow = drive.definition.kind is WorkflowKind.FLOW
         while runnable(drive.session.state, drive.clock.now()):
             before = drive.session.state.position
-            await run_pass(drive)
+            if flow:
+                await run_flow(drive)
+            else:
+                await run_script(drive, self._scripts)
             if drive.session.state.position == before:
                 return  # nothing more can happen without outside input

@@ -163,6 +163,17 @@ class RunRewound(RunFact):
     to_step: str
 
 
+class RunSnapshot(Aggregate.Event):
+    """A run's folded state at ``originator_version``, kept in eventsourcing's
+    snapshot store so a long run loads from it and the facts after it.
+
+    ``state`` is :func:`stemlog.model.state_codec.state_to_json` of the state.
+    """
+
+    TOPIC = "stemlog:RunSnapshot"
+    state: dict[str, Any]
+
+
 AnyFact: TypeAlias = (
     RunStarted
     | StepStarted
@@ -230,6 +241,7 @@ def make_fact(cls: type[Any], run_id: UUID, position: int, fields: dict[str, Any
 
 
 register_topic(RunFact.TOPIC, RunFact)
+register_topic(RunSnapshot.TOPIC, RunSnapshot)
 for _cls in FACT_TYPES:
     register_topic(_cls.TOPIC, _cls)
 

@@ -8,6 +8,7 @@ trigger it with the injected clock's time; applying a fact evolves
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -69,6 +70,39 @@ class Run(Aggregate):
     def begin(cls, *, run_id: UUID, at: datetime, **fields: Any) -> Run:
         """A new run with its ``RunStarted`` fact pending (fields as in the fact)."""
         return cls._create(RunStarted, id=run_id, timestamp=at, **fields)
+
+    @classmethod
+    def restore(cls, state: RunState) -> Run:
+        """The aggregate whose facts folded into ``state`` (a fold, or a snapshot).
+
+        stemlog folds stored facts itself (:func:`stemlog.model.fold.fold`)
+        instead of replaying them through eventsourcing's generic projection;
+        the aggregate's version is the state's position.
+        """
+        run = object.__new__(cls)
+        run._id = UUID(state.run_id)
+        run._version = state.position
+        run._created_on = state.created_at
+        run._modified_on = state.updated_at or state.created_at
+        run._pending_events = []
+        run._state = state
+        return run
+
+    def fast_forward(self, facts: Iterable[AnyFact]) -> None:
+        """Apply facts appended after this aggregate's version (by others, or found
+        on reading again), in order.
+
+        Raises:
+            StaleDecisionError: the facts do not follow on from this version.
+        """
+        for fact in facts:
+            if fact.originator_version != self._version + 1:
+                raise StaleDecisionError(
+                    f"fact {fact.originator_version} does not follow version {self._version}"
+                )
+            self.apply_fact(fact)
+            self._version = fact.originator_version
+            self._modified_on = fact.timestamp
 
     def _live(self) -> RunState:
         state = self.state

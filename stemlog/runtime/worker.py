@@ -35,10 +35,12 @@ from stemlog.errors import (
 from stemlog.execution.drive import Drive
 from stemlog.execution.driver import RunDriver
 from stemlog.execution.outcomes import error_info, interrupt_of, is_cancellation
+from stemlog.execution.parked import ParkedScripts
 from stemlog.execution.session import RunSession
-from stemlog.model.run import Run
+from stemlog.model.run import Run, StaleDecisionError
 from stemlog.model.schedule import cancel_due, next_due, runnable
 from stemlog.model.state import RunState, StepKey, step_label
+from stemlog.runtime.run_cache import RunCache
 from stemlog.runtime.timers import Timers
 from stemlog.store.base import Leases
 from stemlog.store.events import RunStore
@@ -49,6 +51,10 @@ Canceller = Callable[[str, str], Awaitable[None]]
 logger = logging.getLogger("stemlog.worker")
 
 _STORE_RETRY = timedelta(seconds=2)
+
+SNAPSHOT_EVERY = 1000
+"""A run is snapshotted each time its history passes a multiple of this many facts,
+so loading it from the store reads at most that many facts after its snapshot."""
 """How soon a drive that met an unavailable store is tried again."""
 
 
@@ -83,6 +89,8 @@ class Worker:
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
         self._aside: dict[str, str] = {}
+        self._cache = RunCache(max(1024, 4 * concurrency))
+        self._scripts = ParkedScripts(max(1024, 4 * concurrency))
         """Runs set aside as blocked (their history cannot be read), with why."""
         self.timers = Timers()
 
@@ -143,6 +151,7 @@ class Worker:
         """Drive runs, fire timers and renew leases until cancelled."""
         with self._send, self._receive:
             async with anyio.create_task_group() as group:
+                await group.start(self._scripts.serve)
                 for _ in range(self._concurrency):
                     group.start_soon(self._drive_loop)
                 group.start_soon(self._timer_loop, group)
@@ -172,7 +181,8 @@ class Worker:
             self.timers.set_earlier(run_id, self._clock.now() + self.leases.duration)
             return
         try:
-            run = fresh or await self._load(run_id)
+            cached = self._cache.take(run_id)
+            run = fresh or await self._load(run_id, cached)
             if run is not None:
                 await self._drive_claimed(run)
         except (StoreUnavailableError, StoreWriteError):
@@ -192,9 +202,15 @@ class Worker:
             ):
                 await self.leases.release(run_id)  # else it expires by itself
 
-    async def _load(self, run_id: str) -> Run | None:
-        """The run, or ``None`` when it is gone or set aside (it cannot be read)."""
+    async def _load(self, run_id: str, cached: Run | None) -> Run | None:
+        """The run — the cached aggregate brought up to date, or loaded — or ``None``
+        when it is gone or set aside (it cannot be read)."""
         try:
+            if cached is not None:
+                try:
+                    return await self._store.fast_forward(cached)
+                except StaleDecisionError:
+                    pass  # not what the log says after all: load it
             return await self._store.load(run_id)
         except UnknownRunError:
             return None
@@ -234,12 +250,18 @@ class Worker:
         self._note_takeover(state, previous_holder)
         session = self._sessions[state.run_id] = RunSession(run, self._store)
         drive = Drive(session, definition, self._clock, self.handler_limiter, self._children)
-        driver = RunDriver(drive)
+        driver = RunDriver(drive, self._scripts)
         await driver.wake_if_due()
         await driver.drive()
         self._arm(session.state)
         if session.moved_on:
             self._again.add(state.run_id)  # decide again from what is stored now
+            return
+        if not session.state.status.is_terminal:
+            self._cache.put(session.run)
+        if session.run.version // SNAPSHOT_EVERY > state.position // SNAPSHOT_EVERY:
+            with contextlib.suppress(StoreUnavailableError, StoreWriteError):
+                await self._store.snapshot(session.run)
 
     async def _enforce(self, state: RunState) -> bool:
         """Cancel the run if its cancellation policy says so now; whether it did."""

@@ -21,7 +21,6 @@ from uuid import UUID
 
 import anyio
 from anyio import CancelScope, CapacityLimiter
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, TrackingRecorder
 
 from stemlog.errors import (
@@ -30,9 +29,12 @@ from stemlog.errors import (
     StoreWriteError,
     UnknownRunError,
 )
-from stemlog.model.facts import AnyFact, check_fields
+from stemlog.model.facts import AnyFact, RunSnapshot, check_fields
+from stemlog.model.fold import evolve, fold
 from stemlog.model.ids import parse_run_id
 from stemlog.model.run import Run
+from stemlog.model.state import RunState
+from stemlog.model.state_codec import state_from_json, state_to_json
 from stemlog.store.base import Appended, AppendListener, Backend, LoggedFact, UnreadableFact
 from stemlog.store.faults import Fault, StoreHealth, classify, describe
 from stemlog.store.log import RunLog
@@ -99,17 +101,70 @@ class RunStore:
         return run
 
     def _get(self, uuid: UUID) -> Run | None:
+        """The run from its latest snapshot and the facts after it, folded by stemlog."""
         try:
-            run: Run = self.log.repository.get(uuid)
-        except AggregateNotFoundError:
-            return None
+            state = self._snapshot_state(uuid)
+            facts = self._read_facts(uuid, None if state is None else state.position)
+            if state is None:
+                if not facts:
+                    return None
+                state = fold(facts)
+            else:
+                for fact in facts:
+                    evolve(state, fact)
         except Exception as error:
             if classify(error) is not None:
                 raise
             raise InvalidPayloadError(
                 f"history of run {uuid}", f"it cannot be read: {describe(error)}"
             ) from error
+        return Run.restore(state)
+
+    def _snapshot_state(self, uuid: UUID) -> RunState | None:
+        snapshots = self.log.snapshots
+        if snapshots is None:
+            return None
+        latest = list(snapshots.get(uuid, desc=True, limit=1))
+        if not latest or not isinstance(latest[0], RunSnapshot):
+            return None
+        return state_from_json(latest[0].state)
+
+    def _read_facts(self, uuid: UUID, after: int | None) -> list[AnyFact]:
+        stored = self.log.recorder.select_events(uuid, gt=after)
+        return [decode_notification(event) for event in stored]
+
+    async def fast_forward(self, run: Run) -> Run:
+        """The run with the facts appended after its version applied (one read).
+
+        Raises:
+            InvalidPayloadError: a fact after it cannot be read or folded.
+        """
+        uuid = run.id
+
+        def read() -> list[AnyFact]:
+            try:
+                return self._read_facts(uuid, run.version)
+            except Exception as error:
+                if classify(error) is not None:
+                    raise
+                raise InvalidPayloadError(
+                    f"history of run {uuid}", f"it cannot be read: {describe(error)}"
+                ) from error
+
+        run.fast_forward(await self.blocking(read))
         return run
+
+    async def snapshot(self, run: Run) -> None:
+        """Keep the run's state as a snapshot at its version (a later load starts there)."""
+        snapshots = self.log.snapshots
+        if snapshots is None or run.pending_events:
+            return
+        make: Any = RunSnapshot  # an eventsourcing event: a frozen dataclass of these fields
+        snapshot = make(
+            originator_id=run.id, originator_version=run.version,
+            timestamp=run.modified_on, state=state_to_json(run.state),
+        )  # fmt: skip
+        await self.blocking(snapshots.put, [snapshot])
 
     async def facts(self, run_id: str) -> list[AnyFact]:
         """Every fact of a run, in order (empty for an unknown run)."""

@@ -16,6 +16,8 @@ class RunLog(Application[UUID]):
 
     name = "stemlog"
     log_section_size = 1000
+    is_snapshotting_enabled = True
+    """Long runs keep snapshots (``stemlog_snapshots``): see :data:`SNAPSHOT_EVERY`."""
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Configured by URL only: never let os.environ leak in (eventsourcing merges it).

@@ -13,7 +13,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import Notification, Transcoder
+from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 
 from stemlog.model.facts import FACTS_BY_TOPIC, AnyFact, make_fact
 from stemlog.model.records import WorkflowKind
@@ -59,11 +59,13 @@ def decode_fact_state(data: bytes) -> Any:
     return state
 
 
-def decode_notification(notification: Notification) -> AnyFact:
-    """A fact from its notification, as eventsourcing's mapper would build it.
+def decode_notification(notification: Notification | StoredEvent) -> AnyFact:
+    """A fact from its notification (or stored event), as eventsourcing's mapper would
+    build it, without the mapper's generic machinery.
 
     Raises:
         LookupError: a topic this code does not know.
+        ValueError: fields that cannot be this fact's.
     """
     cls = FACTS_BY_TOPIC.get(notification.topic)
     if cls is None:
