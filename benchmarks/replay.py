@@ -1,5 +1,6 @@
-"""How long replaying a script run takes, against eventsourcing's own reconstruction.
+"""How long replaying a script run takes, and what a resume costs as a run grows.
 
+Offline replay:
 For scripts of 10, 1,000 and 10,000 completed steps (2 facts per step), on a
 SQLite file, it measures in the same run:
 
@@ -10,14 +11,27 @@ SQLite file, it measures in the same run:
   step from the log.
 
 It prints the median time, the time per fact (flat when the cost grows
-linearly) and the ratio to the baseline. ``--json`` prints the rows as JSON.
+linearly) and the ratio to the baseline.
 
-    python benchmarks/replay.py [--repeat 5] [--sizes 10,1000,10000] [--json]
+Live resumes: a worker drives a script of N durable sleeps (``await
+script.sleep(0)``, N = 10, 100, 1,000, 10,000) on ``memory://``; a resume is
+the time from one ``SleepStarted`` to the next (the timer fires, the sleep
+elapses, the script goes on to its next sleep). It prints the median resume
+of the first 10 % and of the last 10 % of the run and their ratio (the
+baseline is the run's own start: flat cost means a ratio near 1), beside the
+same with parked executions off (``run`` re-entered from its top on each
+resume, as after a restart). Then a script of 100,000 steps runs to its end.
+
+``--json`` prints the rows as JSON.
+
+    python benchmarks/replay.py [--repeat 5] [--sizes 10,1000,10000]
+                                [--resumes 10,100,1000,10000] [--long 100000] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -27,10 +41,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 
-from stemlog import WorkflowScript, replay
+from stemlog import RunStatus, WorkflowApp, WorkflowScript, replay
 from stemlog.model.run import Run
+from stemlog.runtime import worker
 from stemlog.store.log import RunLog
 from stemlog.store.urls import parse_store_url
 
@@ -105,6 +121,62 @@ def measure(steps: int, repeat: int, folder: Path) -> dict[str, Any]:
     }
 
 
+def sleeper(count: int) -> WorkflowScript:
+    async def run(script: Any) -> int:
+        for _ in range(count):
+            await script.sleep(0)
+        return count
+
+    return WorkflowScript(f"resumes.{count}", run=run)
+
+
+async def live_resumes(count: int, parked: bool) -> dict[str, Any]:
+    """Drive a script of ``count`` sleeps; the resume times of its first and last 10 %."""
+    worker.PARKED_SCRIPTS = 1024 if parked else 0
+    script = sleeper(count)
+    async with WorkflowApp.open("memory://") as app:
+        app.register_scripts([script])
+        result = await app.start_and_wait(script, timeout=3600)
+        assert result.status is RunStatus.COMPLETED, result
+        sleeps = [f.timestamp for f in await app.history(result.run_id) if f.type == "SleepStarted"]
+    gaps = [(b - a).total_seconds() * 1e3 for a, b in itertools.pairwise(sleeps)]
+    tenth = max(len(gaps) // 10, 1)
+    first, last = statistics.median(gaps[:tenth]), statistics.median(gaps[-tenth:])
+    return {"sleeps": count, "parked": parked, "first_ms": first, "last_ms": last,
+            "ratio": last / first}  # fmt: skip
+
+
+async def long_script(steps: int) -> dict[str, Any]:
+    """A script of ``steps`` steps, start to end, on ``memory://``."""
+    worker.PARKED_SCRIPTS = 1024
+    script = script_of(steps)
+    started = time.perf_counter()
+    async with WorkflowApp.open("memory://") as app:
+        app.register_scripts([script])
+        result = await app.start_and_wait(script, timeout=7200)
+    seconds = time.perf_counter() - started
+    assert result.status is RunStatus.COMPLETED, result
+    assert result.value == steps, result
+    return {"steps": steps, "seconds": seconds, "steps_per_s": steps / seconds}
+
+
+def print_resumes(rows: list[dict[str, Any]]) -> None:
+    print("live resumes of a script of N sleeps (memory://, median ms of the first and last 10 %)")
+    header = (f"{'sleeps':>7} {'first 10%':>10} {'last 10%':>10} {'ratio':>6} "
+              f"{'re-entered: first':>18} {'last':>8} {'ratio':>7}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    by_size: dict[int, dict[bool, dict[str, Any]]] = {}
+    for row in rows:
+        by_size.setdefault(row["sleeps"], {})[row["parked"]] = row
+    for size, pair in by_size.items():
+        live, again = pair[True], pair.get(False)
+        tail = "" if again is None else (
+            f"{again['first_ms']:>18.3f} {again['last_ms']:>8.3f} {again['ratio']:>7.2f}")
+        print(f"{size:>7} {live['first_ms']:>10.3f} {live['last_ms']:>10.3f} "
+              f"{live['ratio']:>6.2f} {tail}")  # fmt: skip
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         f"{'steps':>7} {'facts':>7} {'read+replay ms':>15} {'µs/fact':>8} "
@@ -124,16 +196,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", default="10,1000,10000")
+    parser.add_argument("--resumes", default="10,100,1000,10000")
+    parser.add_argument("--long", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="stemlog-bench-") as folder:
         rows = [measure(steps, options.repeat, Path(folder)) for steps in sizes]
+    resumes = []
+    for count in (int(size) for size in options.resumes.split(",") if size):
+        resumes.append(anyio.run(live_resumes, count, True))
+        if count <= 1000:  # re-entering from the top is quadratic: keep it short
+            resumes.append(anyio.run(live_resumes, count, False))
+    long = anyio.run(long_script, options.long) if options.long else None
     if options.json:
-        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(f"replay of a script run (SQLite file, median of {options.repeat})")
-        print_table(rows)
+        document = {"replay": rows, "resumes": resumes, "long": long}
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        return
+    print(f"replay of a script run (SQLite file, median of {options.repeat})")
+    print_table(rows)
+    print()
+    print_resumes(resumes)
+    if long is not None:
+        print()
+        print(f"a script of {long['steps']:,} steps ran to its end in {long['seconds']:.1f} s "
+              f"({long['steps_per_s']:,.0f} steps/s, memory://)")  # fmt: skip
 
 
 if __name__ == "__main__":

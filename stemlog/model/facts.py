@@ -256,14 +256,20 @@ def check_fields(cls: type[Any], fields: dict[str, Any]) -> None:
     timestamp = fields.get("timestamp")
     if not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
         raise ValueError(f"{cls.__name__} has no aware timestamp: {timestamp!r}")
-    missing = [name for name in _declared(cls) if name not in fields]
-    if missing:
+    declared = _DECLARED.get(cls)
+    if declared is None:
+        declared = _DECLARED[cls] = _declared(cls)
+    if not declared.issubset(fields):
+        missing = sorted(declared.difference(fields))
         raise ValueError(f"{cls.__name__} lacks {', '.join(missing)}")
 
 
-def _declared(cls: type[Any]) -> tuple[str, ...]:
-    names: list[str] = []
-    for klass in reversed(cls.__mro__):
+def _declared(cls: type[Any]) -> frozenset[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
         if klass.__module__ == __name__:
-            names.extend(getattr(klass, "__annotations__", {}))
-    return tuple(name for name in dict.fromkeys(names) if name not in _RESERVED)
+            names.update(getattr(klass, "__annotations__", {}))
+    return frozenset(names - _RESERVED)
+
+
+_DECLARED: dict[type[Any], frozenset[str]] = {}

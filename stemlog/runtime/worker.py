@@ -52,6 +52,12 @@ logger = logging.getLogger("stemlog.worker")
 
 _STORE_RETRY = timedelta(seconds=2)
 
+CACHED_RUNS = 1024
+"""How many driven runs a worker keeps in memory (at least four per drive it runs at once)."""
+PARKED_SCRIPTS = 1024
+"""How many suspended script executions a worker keeps to continue (0: re-enter ``run``
+from its top on every resume, as a fresh worker does)."""
+
 SNAPSHOT_EVERY = 1000
 """A run is snapshotted each time its history passes a multiple of this many facts,
 so loading it from the store reads at most that many facts after its snapshot."""
@@ -89,8 +95,8 @@ class Worker:
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
         self._aside: dict[str, str] = {}
-        self._cache = RunCache(max(1024, 4 * concurrency))
-        self._scripts = ParkedScripts(max(1024, 4 * concurrency))
+        self._cache = RunCache(max(CACHED_RUNS, 4 * concurrency))
+        self._scripts = ParkedScripts(max(PARKED_SCRIPTS, 4 * concurrency) if PARKED_SCRIPTS else 0)
         """Runs set aside as blocked (their history cannot be read), with why."""
         self.timers = Timers()
 
@@ -272,6 +278,14 @@ class Worker:
             await self._cancel(state.run_id, str(due.reason))
         return True
 
+    def _policy_due(self, run_id: str, now: datetime) -> bool:
+        """Whether a run being driven may be due for cancellation by its policy."""
+        session = self._sessions.get(run_id)
+        if session is None:
+            return False  # not in a step: its next drive applies the policy first
+        due = cancel_due(session.state)
+        return due is not None and due.at <= now
+
     async def _enforce_now(self, run_id: str) -> None:
         """A timer fired while the run is being driven: the policy may cancel it mid-step."""
         with contextlib.suppress(UnknownRunError, StoreUnavailableError, StoreWriteError):
@@ -298,8 +312,9 @@ class Worker:
     async def _timer_loop(self, group: TaskGroup) -> None:
         while True:
             changed = self.timers.reset_changed()
-            for run_id in self.timers.pop_due(self._clock.now()):
-                if run_id in self._active:
+            now = self._clock.now()
+            for run_id in self.timers.pop_due(now):
+                if run_id in self._active and self._policy_due(run_id, now):
                     group.start_soon(self._enforce_now, run_id)
                 self.schedule(run_id)
             earliest = self.timers.earliest()

@@ -7,12 +7,15 @@ are pure CPU work).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import final
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from stemlog.clock import Clock
 from stemlog.store.base import (
@@ -26,7 +29,46 @@ from stemlog.store.base import (
 )
 from stemlog.store.leases import LocalLeases
 
-_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+class IndexedPOPORecorder(POPOApplicationRecorder):
+    """eventsourcing's in-memory recorder, reading a run's facts after a version
+    in the time of those facts (eventsourcing scans them all: a resume of a long
+    run would cost its history)."""
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        if desc or lte is not None or limit is not None:
+            return super().select_events(
+                originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+            )
+        with self._database_lock:
+            index = self._stored_events_index[str(originator_id)]
+            version = (gt or 0) + 1  # a run's versions run 1, 2, 3, ... without gaps
+            found: list[StoredEvent] = []
+            while version in index:
+                found.append(self._stored_events[index[version]])
+                version += 1
+            return found
+
+
+class IndexedPOPOFactory(POPOFactory):
+    """eventsourcing's in-memory factory with :class:`IndexedPOPORecorder`."""
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        return IndexedPOPORecorder()
+
+    def application_recorder(self) -> ApplicationRecorder:
+        return IndexedPOPORecorder()
+
+
+_ENV = {"PERSISTENCE_MODULE": f"{__name__}:IndexedPOPOFactory"}
 
 
 @final
