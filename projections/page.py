@@ -19,7 +19,7 @@ from typing import final
 from projections.runs import RunRow, row_of, state_of
 from projections.step_stats import StepStats
 from projections.workflow_stats import WorkflowStats
-from stemlog.model.facts import RunStarted, StepCompleted, StepFailed
+from stemlog.model.facts import FACT_TYPES, RunStarted, StepCompleted, StepFailed
 from stemlog.model.fold import evolve, start_state
 from stemlog.model.records import RunStatus
 from stemlog.model.state import RunState
@@ -79,29 +79,44 @@ def fold_page(
     """
     delta = StatsDelta()
     states: dict[str, tuple[RunState, int]] = {}
-    folded: dict[str, list[LoggedFact]] = {}
     blocked: dict[str, RunRow] = {}
-    for logged in page:
-        run_id = str(logged.fact.originator_id)
-        row = previous.get(run_id)
-        if run_id in blocked or (row is not None and row.blocked is not None):
-            continue
+    for index, logged in enumerate(page):
+        fact = logged.fact
+        run_id = str(fact.originator_id)
+        entry = states.get(run_id)
         try:
-            _fold_one(logged, states, delta, row)
+            if entry is not None and type(fact) in _PLAIN:  # the common case, inline
+                state = entry[0]
+                status = state.status
+                evolve(state, fact)  # type: ignore[arg-type]
+                if state.status is not status:
+                    delta.moved(state, status)
+                continue
+            row = previous.get(run_id)
+            if run_id in blocked or (row is not None and row.blocked is not None):
+                continue
+            _fold_one(logged, run_id, states, delta, row)
         except Exception as error:
+            row = previous.get(run_id)
             reason = _reason(logged, error)
-            blocked[run_id] = _blocked_row(run_id, reason, row, folded.get(run_id, []), logged)
+            before = [item for item in page[:index] if str(item.fact.originator_id) == run_id]
+            blocked[run_id] = _blocked_row(run_id, reason, row, before, logged)
             states.pop(run_id, None)
             logger.warning("run %s set aside as blocked: %s", run_id, reason,
                            extra={"run_id": run_id})  # fmt: skip
-            continue
-        folded.setdefault(run_id, []).append(logged)
     rows = [_row(state, seq) for state, seq in states.values()]
     return rows + list(blocked.values()), delta
 
 
+_PLAIN = frozenset(
+    cls for cls in FACT_TYPES if cls not in (RunStarted, StepCompleted, StepFailed)
+)
+"""Facts that only evolve the state (no step stats): folded inline by :func:`fold_page`."""
+
+
 def _fold_one(
     logged: LoggedFact,
+    run_id: str,
     states: dict[str, tuple[RunState, int]],
     delta: StatsDelta | None,
     row: RunRow | None,
@@ -109,7 +124,6 @@ def _fold_one(
     fact = logged.fact
     if isinstance(fact, UnreadableFact):
         raise ValueError(f"cannot be read ({fact.topic}): {fact.error}")
-    run_id = str(fact.originator_id)
     if isinstance(fact, RunStarted):
         started = start_state(fact)
         states[run_id] = (started, logged.position)
@@ -160,7 +174,7 @@ def _blocked_row(
     if before is not None:
         states[run_id] = (state_of(before), before.seq)
     for logged in folded:
-        _fold_one(logged, states, None, before)
+        _fold_one(logged, run_id, states, None, before)
     if run_id in states:
         state, seq = states[run_id]
         return replace(row_of(state, seq, schedule=False), blocked=reason)

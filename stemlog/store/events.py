@@ -35,10 +35,17 @@ from stemlog.model.ids import parse_run_id
 from stemlog.model.run import Run
 from stemlog.model.state import RunState
 from stemlog.model.state_codec import state_from_json, state_to_json
-from stemlog.store.base import Appended, AppendListener, Backend, LoggedFact, UnreadableFact
+from stemlog.store.base import (
+    Appended,
+    AppendListener,
+    Backend,
+    LoggedFact,
+    StoredRow,
+    UnreadableFact,
+)
 from stemlog.store.faults import Fault, StoreHealth, classify, describe
 from stemlog.store.log import RunLog
-from stemlog.store.transcoder import decode_notification
+from stemlog.store.transcoder import decode_fields, decode_notification
 
 T = TypeVar("T")
 R = TypeVar("R", bound=TrackingRecorder)
@@ -195,8 +202,8 @@ class RunStore:
         A fact that cannot be decoded comes back as an
         :class:`~stemlog.store.base.UnreadableFact` in its place.
         """
-        notifications = self.log.recorder.select_notifications(start, limit, stop)
-        return [LoggedFact(n.id, _decode(n)) for n in notifications]
+        rows = self.backend.read_rows(self.log, start, limit, stop)
+        return [LoggedFact(row[0], _decode_row(row)) for row in rows]
 
     def tracking_recorder(self, recorder_class: type[R]) -> R:
         """A tracking recorder (a read model's tables) in the log's own database."""
@@ -413,11 +420,11 @@ class RunStore:
         self.log.close()
 
 
-def _decode(notification: Any) -> AnyFact | UnreadableFact:
+def _decode_row(row: StoredRow) -> AnyFact | UnreadableFact:
+    _, run_id, version, topic, state = row
     try:
-        return decode_notification(notification)
+        return decode_fields(topic, run_id, version, state)
     except Exception as error:
         return UnreadableFact(
-            notification.originator_id, notification.originator_version,
-            notification.topic, describe(error),
-        )  # fmt: skip
+            run_id if isinstance(run_id, UUID) else UUID(run_id), version, topic, describe(error)
+        )

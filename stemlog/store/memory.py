@@ -24,8 +24,10 @@ from stemlog.store.base import (
     LogTail,
     NoGuard,
     StoreCore,
+    StoredRow,
     WorkerGuard,
     no_lock,
+    rows_of_notifications,
 )
 from stemlog.store.leases import LocalLeases
 
@@ -88,6 +90,11 @@ class MemoryBackend:
 
     def exists(self) -> bool:
         return True
+
+    def read_rows(
+        self, log: Application[UUID], start: int, limit: int, stop: int | None
+    ) -> list[StoredRow]:
+        return rows_of_notifications(log, start, limit, stop)
 
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()

@@ -29,7 +29,16 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from stemlog.clock import Clock, from_micros, to_micros
 from stemlog.errors import InvalidStoreURLError
-from stemlog.store.base import AppendListener, Leases, LogTail, NoGuard, StoreCore, WorkerGuard
+from stemlog.store.base import (
+    AppendListener,
+    Leases,
+    LogTail,
+    NoGuard,
+    StoreCore,
+    StoredRow,
+    WorkerGuard,
+    rows_of_notifications,
+)
 from stemlog.store.tail import PollingTail
 
 logger = logging.getLogger("stemlog.store")
@@ -271,6 +280,11 @@ class PostgresBackend:
 
     def exists(self) -> bool:
         return True  # a missing database fails the open with its own message
+
+    def read_rows(
+        self, log: Application[UUID], start: int, limit: int, stop: int | None
+    ) -> list[StoredRow]:
+        return rows_of_notifications(log, start, limit, stop)
 
     def schema_lock(self) -> AbstractContextManager[None]:
         """Serialise table creation between processes opening one database.

@@ -27,12 +27,25 @@ from urllib.parse import unquote
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteFactory,
+)
 from eventsourcing.utils import Environment
 
 from stemlog.clock import Clock
 from stemlog.errors import InvalidStoreURLError, WorkerAlreadyRunningError
-from stemlog.store.base import AppendListener, Leases, LogTail, StoreCore, WorkerGuard, no_lock
+from stemlog.store.base import (
+    AppendListener,
+    Leases,
+    LogTail,
+    StoreCore,
+    StoredRow,
+    WorkerGuard,
+    no_lock,
+)
 from stemlog.store.leases import LocalLeases
 from stemlog.store.tail import PollingTail
 
@@ -103,6 +116,13 @@ class WorkerLock:
             self._fd = None
 
 
+def _dashed(run_id: str) -> str:
+    """A run id as eventsourcing stores it in SQLite (32 hex digits) in its usual form."""
+    if len(run_id) != 32:
+        return str(UUID(run_id))
+    return f"{run_id[:8]}-{run_id[8:12]}-{run_id[12:16]}-{run_id[16:20]}-{run_id[20:]}"
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class SQLiteBackend:
@@ -145,6 +165,23 @@ class SQLiteBackend:
 
     def exists(self) -> bool:
         return Path(self.path).is_file()
+
+    def read_rows(
+        self, log: Application[UUID], start: int, limit: int, stop: int | None
+    ) -> list[StoredRow]:
+        """One query, rows as they are: no notification objects, run ids kept as text."""
+        recorder = log.recorder
+        assert isinstance(recorder, SQLiteApplicationRecorder), "a SQLite store's recorder"
+        table = recorder.events_table_name
+        if stop is None:
+            sql = f"SELECT rowid, * FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?"  # noqa: S608
+            params: tuple[int, ...] = (start, limit)
+        else:
+            sql = f"SELECT rowid, * FROM {table} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?"  # noqa: S608,E501
+            params = (start, stop, limit)
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            return [(row[0], _dashed(row[1]), row[2], row[3], row[4]) for row in cursor.fetchall()]
 
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()  # SQLite's own write lock serialises table creation

@@ -19,7 +19,7 @@ from stemlog.model.facts import FACTS_BY_TOPIC, AnyFact, make_fact
 from stemlog.model.records import WorkflowKind
 
 _DATETIME_TAG = "datetime_iso"
-_TIME_FIELDS = frozenset({"timestamp", "deadline", "wake_at", "retry_at"})
+_TIME_FIELDS = ("timestamp", "deadline", "wake_at", "retry_at")
 """The only fields of a fact that hold datetimes (user values are plain JSON)."""
 
 
@@ -49,9 +49,9 @@ def decode_fact_state(data: bytes) -> Any:
     """A stored fact's fields, with its top-level datetimes (and ``RunStarted.kind``)
     restored to their types."""
     state = orjson.loads(data)
-    if isinstance(state, dict):
-        for key in _TIME_FIELDS.intersection(state):
-            value = state[key]
+    if type(state) is dict:
+        for key in _TIME_FIELDS:
+            value = state.get(key)
             if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
                 state[key] = datetime.fromisoformat(value["_data_"])
         if "kind" in state:
@@ -67,9 +67,38 @@ def decode_notification(notification: Notification | StoredEvent) -> AnyFact:
         LookupError: a topic this code does not know.
         ValueError: fields that cannot be this fact's.
     """
-    cls = FACTS_BY_TOPIC.get(notification.topic)
-    if cls is None:
-        raise LookupError(f"unknown fact topic {notification.topic!r}")
-    fields = decode_fact_state(notification.state)
     run_id = cast(UUID, notification.originator_id)
-    return make_fact(cls, run_id, notification.originator_version, fields)
+    return decode_fields(notification.topic, run_id, notification.originator_version,
+                         notification.state)  # fmt: skip
+
+
+def decode_fields(topic: str, run_id: UUID | str, version: int, state: bytes) -> AnyFact:
+    """A fact from its stored topic and fields (``run_id`` may stay text: readers of
+    the log only ever ``str()`` it).
+
+    Raises:
+        LookupError: a topic this code does not know.
+        ValueError: fields that cannot be this fact's.
+    """
+    spec = _SPECS.get(topic)
+    if spec is None:
+        raise LookupError(f"unknown fact topic {topic!r}")
+    cls, times = spec
+    fields = orjson.loads(state)
+    if type(fields) is not dict:
+        raise ValueError(f"{cls.__name__} is not an object: {fields!r}")
+    for key in times:  # only the time fields this kind of fact has
+        value = fields.get(key)
+        if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
+            fields[key] = datetime.fromisoformat(value["_data_"])
+    return make_fact(cls, cast(UUID, run_id), version, fields)
+
+
+def _times_of(cls: type[Any]) -> tuple[str, ...]:
+    names = {name for klass in cls.__mro__ for name in getattr(klass, "__annotations__", {})}
+    return ("timestamp", *sorted(names & {"deadline", "wake_at", "retry_at"}))
+
+
+_SPECS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    topic: (cls, _times_of(cls)) for topic, cls in FACTS_BY_TOPIC.items()
+}
