@@ -174,10 +174,10 @@ class SQLiteBackend:
         assert isinstance(recorder, SQLiteApplicationRecorder), "a SQLite store's recorder"
         table = recorder.events_table_name
         if stop is None:
-            sql = f"SELECT rowid, * FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?"  # noqa: S608
+            sql = f"SELECT rowid, * FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
             params: tuple[int, ...] = (start, limit)
         else:
-            sql = f"SELECT rowid, * FROM {table} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?"  # noqa: S608,E501
+            sql = f"SELECT rowid, * FROM {table} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?"  # noqa: E501
             params = (start, stop, limit)
         with recorder.datastore.transaction(commit=False) as cursor:
             cursor.execute(sql, params)
