@@ -102,8 +102,9 @@ class RunsView(Protocol):
         """``(parent, child)`` for every run suspended on a child's outcome."""
         ...
 
-    def runnable(self, limit: int) -> list[str]:
-        """Ids of runs with status ``running`` (to resume after a restart)."""
+    def unfinished(self, limit: int) -> list[str]:
+        """Ids of runs that have not ended, oldest first (to fill the run index of a
+        store written before it existed)."""
         ...
 
     def stats(self) -> tuple[list[StepStats], list[WorkflowStats]]:

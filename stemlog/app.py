@@ -221,15 +221,18 @@ class WorkflowApp(AsyncContextManagerMixin):
         with anyio.move_on_after(optional_seconds(timeout, "timeout")):
             while True:
                 ended = runtime.signals.watch(run_id)
-                fact = runtime.signals.ended(run_id)
-                if fact is not None:  # get_run/list_runs catch up before reading
-                    return _result_of(run_id, fact)
-                if not known_running:
-                    state = (await runtime.store.load(run_id)).state
-                    if state.status.is_terminal:
-                        return WorkflowResult(run_id, state.status, state.result, state.error)
-                known_running = False
-                await ended.wait()
+                try:
+                    fact = runtime.signals.ended(run_id)
+                    if fact is not None:  # get_run/list_runs catch up before reading
+                        return _result_of(run_id, fact)
+                    if not known_running:
+                        state = (await runtime.store.load(run_id)).state
+                        if state.status.is_terminal:
+                            return WorkflowResult(run_id, state.status, state.result, state.error)
+                    known_running = False
+                    await ended.wait()
+                finally:
+                    runtime.signals.unwatch(run_id, ended)
         state = (await runtime.store.load(run_id)).state
         return WorkflowResult(run_id, state.status, state.result, state.error, timed_out=True)
 
@@ -363,7 +366,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         runtime = self._open()
         return Queries(
             runtime.views,
-            runtime.leases,
+            runtime.store,
             self._clock,
             self._registry if runtime.worker else None,
         )

@@ -66,3 +66,11 @@ def postgres_url() -> Iterator[str]:
     if POSTGRES_DSN is None:
         pytest.skip("STEMLOG_TEST_POSTGRES is not set")
     yield from _postgres_schema_url()
+
+
+@pytest.fixture(autouse=True)
+def _no_fallback_claims(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers in tests never claim on the fallback interval: every claim must come
+    from a commit, a hint or a known due time, so a missing hint fails a test
+    (by its timeout) instead of passing a couple of seconds late."""
+    monkeypatch.setattr("stemlog.runtime.worker.FALLBACK_CLAIM_SECONDS", 3600.0)

@@ -163,10 +163,10 @@ class POPORunsView(POPOTrackingRecorder):
                 for run_id in runs
             ]
 
-    def runnable(self, limit: int) -> list[str]:
+    def unfinished(self, limit: int) -> list[str]:
         with self._database_lock:
-            running = [r.run_id for r in self._rows.values() if r.status == "running"]
-            return running[:limit]
+            going = [r.run_id for r in self._rows.values() if not r.status.is_terminal]
+            return going[:limit]
 
     def clear(self) -> None:
         with self._database_lock:

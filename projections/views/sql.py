@@ -228,9 +228,10 @@ class SQLRunsView:
         prefix = len(CHILD_TOPIC_PREFIX)
         return [(record["run_id"], record["topic"][prefix:]) for record in records]
 
-    def runnable(self, limit: int) -> list[str]:
+    def unfinished(self, limit: int) -> list[str]:
         records = self._select(
-            "SELECT run_id FROM {runs} WHERE status = ? ORDER BY seq LIMIT ?", ("running", limit)
+            "SELECT run_id FROM {runs} WHERE status NOT IN (?, ?, ?) ORDER BY seq LIMIT ?",
+            ("completed", "failed", "cancelled", limit),
         )
         return [record["run_id"] for record in records]
 

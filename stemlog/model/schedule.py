@@ -95,6 +95,21 @@ def next_due(state: RunState) -> Due | None:
     return min(dues, default=None)
 
 
+def ready_at(state: RunState) -> datetime | None:
+    """From when a worker must pick the run up (``None``: not until outside input).
+
+    A run that can move now is ready since its start (older runs first); one
+    waiting for a retry, a sleep, a deadline or a policy limit is ready at
+    that time; one waiting for an event with no deadline, or ended, is not.
+    """
+    if state.status.is_terminal:
+        return None
+    if state.status is RunStatus.RUNNING and state.retry_at is None:
+        return state.created_at
+    due = next_due(state)
+    return None if due is None else due.at
+
+
 def runnable(state: RunState, now: datetime) -> bool:
     """Whether a drive can make progress now: running, and no retry waiting for later."""
     if state.status is not RunStatus.RUNNING:

@@ -3,10 +3,14 @@ and the delivery of a child's outcome to its parent.
 
 Each validates first, loads the runs it touches, decides on their folded
 state, and commits; when another writer appended meanwhile (optimistic
-concurrency), it reloads and decides again. ``emit`` commits the deliveries
-to all waiting runs in one atomic append, so once it returns no delivery can
-be lost. Commands never schedule anything themselves: what they commit
-reaches the worker through the dispatcher, like every other fact.
+concurrency), it reloads and decides again. ``emit`` reads the runs waiting
+on its topic from the run index (kept in the transaction of every append, so
+a run that waits is found as soon as its wait is committed) and commits the
+deliveries to all of them in one atomic append, so once it returns no
+delivery can be lost. Commands never schedule anything themselves: their
+commits take the claim of a run for this app's worker when it has room
+(``claim_mode``), and what they commit reaches the worker through the
+dispatcher, like every other fact.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from stemlog.model.policy import CancellationPolicy
 from stemlog.model.run import Run
 from stemlog.runtime.read_side import ReadSide
 from stemlog.store.events import RunStore
+from stemlog.store.index import ClaimMode
 
 Startable = str | Definable | WorkflowRef[Any]
 _Change = Callable[[Run, datetime], None]
@@ -77,6 +82,11 @@ class Commands:
         self._views = views
         self._registry = registry
         self._clock = clock
+        self.claim_mode: Callable[[Run], ClaimMode] = lambda run: ClaimMode.KEEP
+        """What commits do to claims (the worker, if the app has one, takes them)."""
+
+    async def _commit(self, *runs: Run) -> bool:
+        return await self._store.commit(*runs, claim=self.claim_mode)
 
     # -- starting runs --------------------------------------------------------
 
@@ -137,7 +147,7 @@ class Commands:
             ttl=ttl_seconds,
             forked_from=None,
         )
-        return run if await self._store.commit(run) else None
+        return run if await self._commit(run) else None
 
     async def start_child(self, workflow: Any, params: Any, parent_run_id: str, run_id: str) -> str:
         """Start the child ``run_id``, or find it started (a re-executed step); its id."""
@@ -158,7 +168,7 @@ class Commands:
                 run.trigger_event(type(fact), timestamp=fact.timestamp, **fact_fields(fact))
         except (TypeError, ValueError, AttributeError, KeyError) as error:
             raise InvalidPayloadError("history", f"not a valid run history: {error}") from None
-        if not await self._store.commit(run):
+        if not await self._commit(run):
             raise InvalidPayloadError(
                 "history", f"run {first.originator_id} already exists in this store"
             )
@@ -186,17 +196,16 @@ class Commands:
         run = Run.begin(run_id=new_run_id(), at=first.timestamp, **fields)
         for fact in facts[1:upto]:
             run.trigger_event(type(fact), timestamp=fact.timestamp, **fact_fields(fact))
-        await self._store.commit(run)
+        await self._commit(run)
         return run
 
     # -- writes to existing runs ------------------------------------------------
 
     async def emit(self, topic: str, payload: JSONValue) -> list[str]:
         """Deliver to every run waiting on ``topic`` now, in one atomic append."""
-        await self._views.catch_up()
-        candidates = await self._views.call(self._views.view.waiting_on, topic)
         event_id = uuid.uuid4().hex
         for _ in range(_ATTEMPTS):
+            candidates = await self._store.waiting_on(topic)
             runs: list[Run] = []
             for run_id in candidates:
                 try:
@@ -209,7 +218,7 @@ class Commands:
             at = self._clock.now()
             for run in runs:
                 run.receive_event(topic, payload, event_id, at)
-            if await self._store.commit(*runs):
+            if await self._commit(*runs):
                 return [run.state.run_id for run in runs]
         raise ConflictingWritersError(f"emit on {topic!r}")
 
@@ -219,14 +228,17 @@ class Commands:
         await self._update(run_id, lambda run, at: run.receive_event(topic, payload, event_id, at))
 
     async def cancel(self, run_id: str, reason: str | None) -> None:
-        """Cancel the run, then its children that are still going (depth first)."""
-        run = await self._update(run_id, lambda run, at: run.cancel(reason, at))
+        """Cancel the run, then its children that are still going (depth first).
+
+        A cancelled child's parent hears of it as of any child's end: the
+        append that ends the child makes its waiting parent due, and the worker
+        that claims the parent delivers the outcome.
+        """
+        await self._update(run_id, lambda run, at: run.cancel(reason, at))
         await self._views.catch_up()
         for child in await self._views.call(self._views.view.children, run_id):
             with contextlib.suppress(RunEndedError, UnknownRunError):
                 await self.cancel(child, reason or f"parent {run_id} cancelled")
-        if run.state.parent_run_id is not None:
-            await self.deliver_child_outcome(run_id)
 
     async def rewind(self, run_id: str, step: str) -> None:
         """Run ``step`` and the steps after it again."""
@@ -253,6 +265,6 @@ class Commands:
         for _ in range(_ATTEMPTS):
             run = await self._store.load(run_id)
             change(run, self._clock.now())
-            if await self._store.commit(run):
+            if await self._commit(run):
                 return run
         raise ConflictingWritersError(f"a write to run {run_id}")

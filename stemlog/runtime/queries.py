@@ -1,4 +1,4 @@
-"""Status queries, read from the ``runs`` and ``watchers`` views caught up to the log."""
+"""Status queries, read from the ``runs`` view caught up to the log, and the run index."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from stemlog.model.facts import AnyFact
 from stemlog.model.fold import fold
 from stemlog.model.records import ErrorInfo, RunStatus, RunView, WorkflowKind
 from stemlog.runtime.read_side import ReadSide
-from stemlog.store.base import Leases
+from stemlog.store.events import RunStore
 
 
 @final
@@ -36,12 +36,12 @@ class Queries:
     def __init__(
         self,
         views: ReadSide,
-        leases: Leases | None,
+        store: RunStore,
         clock: Clock,
         registry: Registry | None = None,
     ) -> None:
         self._views = views
-        self._leases = leases
+        self._store = store
         self._clock = clock
         self._registry = registry
 
@@ -79,14 +79,12 @@ class Queries:
         return Stats(steps, workflows)
 
     async def waiting_on(self, topic: str) -> list[str]:
-        await self._views.catch_up()
-        return await self._views.call(self._views.view.waiting_on, topic)
+        """The runs waiting on ``topic`` now, from the run index (as ``emit`` reads it)."""
+        return await self._store.waiting_on(topic)
 
     async def _to_views(self, rows: Sequence[RunRow]) -> list[RunView]:
-        leases = {}
-        if self._leases is not None:
-            leases = await self._leases.holders([row.run_id for row in rows])
-        return [self._to_view(row, leases.get(row.run_id)) for row in rows]
+        claims = await self._store.holders([row.run_id for row in rows])
+        return [self._to_view(row, claims.get(row.run_id)) for row in rows]
 
     def _to_view(self, row: RunRow, lease: tuple[str, datetime] | None) -> RunView:
         return RunView(

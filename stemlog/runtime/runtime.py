@@ -1,19 +1,17 @@
 """The live process: an open store, its read side, its worker, and how they are wired.
 
 :func:`open_runtime` is an async context manager that owns one task group for
-every background task (jobs, worker, projector, tail). Facts reach the one
-dispatcher from the store's commits and from the tail; commands only write.
+every background task (worker, projector, hints, tail). Facts reach the one
+dispatcher from the store's commits and from the tail; commands only write;
+the backend's hints wake the tail, the read models and the worker's claim
+rounds when another process writes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import final
 
 import anyio
@@ -21,17 +19,18 @@ import anyio
 from stemlog.authoring.registry import Registry
 from stemlog.clock import Clock
 from stemlog.errors import InvalidStoreURLError, StoreUnavailableError, StoreWriteError
-from stemlog.runtime.background import Background
 from stemlog.runtime.commands import Commands
 from stemlog.runtime.dispatch import Dispatcher
 from stemlog.runtime.read_side import ReadSide
 from stemlog.runtime.signals import RunSignals
-from stemlog.runtime.worker import Worker
-from stemlog.store.base import Backend, Leases
+from stemlog.runtime.worker import Worker, worker_owner
+from stemlog.store.base import Backend
 from stemlog.store.events import RunStore
 from stemlog.store.faults import Fault, classify, describe, unreachable_at_open
+from stemlog.store.index import served_key
+from stemlog.store.tail import PollingTail
 
-_FAR = datetime(9999, 1, 1, tzinfo=UTC)
+_BACKFILL_LIMIT = 10_000_000
 
 logger = logging.getLogger("stemlog.runtime")
 
@@ -55,50 +54,54 @@ class Runtime:
         self.registry = registry
         self.clock = clock
         self.signals = RunSignals()
-        self.background = Background()
         self.commands = commands
         self.worker = worker
-        self.leases: Leases | None = (
-            worker.leases if worker is not None else store.backend.lease_reader(clock, store)
-        )
-        """Whose claims status views show (this worker's, or every worker's)."""
-        self.dispatcher = Dispatcher(
-            self.signals, views.log_moved, self.background,
-            commands.deliver_child_outcome, worker,
+        self.dispatcher = Dispatcher(self.signals, views.log_moved, worker)
+        interval = store.backend.tail_interval
+        self.tail = None if interval is None else PollingTail(
+            store, self.dispatcher.appended, interval,
+            wanted=self.signals.has_watchers, look_again=self.signals.look_again,
         )  # fmt: skip
 
-    async def recover(self) -> None:
-        """Resume what the log left to do: runnable runs, timers, children's outcomes."""
-        worker = self.worker
-        if worker is None:
-            return
-        views = self.views
-        await views.catch_up()
-        for run_id in await views.call(views.view.runnable, 1_000_000):
-            worker.schedule(run_id)
-        for run_id, due_at in await views.call(views.view.due, _FAR, 1_000_000):
-            worker.timers.set(run_id, due_at)
-        for _parent, child in await views.call(views.view.child_waits):
-            self.background.submit(self.commands.deliver_child_outcome, child)
+    def log_hint(self) -> None:
+        """Another process may have appended: the tail and the read models look."""
+        if self.tail is not None:
+            self.tail.wake()
+        self.views.log_moved()
+
+    def ready_hint(self) -> None:
+        """Another process may have left a run to claim."""
+        if self.worker is not None:
+            self.worker.hint()
 
     def recover_soon(self) -> None:
-        """Recover again in the background (new definitions were registered)."""
-        self.background.submit(self.recover)
+        """New definitions were registered: the worker claims what it now serves."""
+        if self.worker is not None:
+            self.worker.hint()
 
 
-def _open_store(backend: Backend, store_timeout: float) -> tuple[RunStore, ReadSide]:
+def _open_store(
+    backend: Backend, store_timeout: float, clock: Clock
+) -> tuple[RunStore, ReadSide]:
     with backend.schema_lock():
-        store = RunStore(backend, store_timeout=store_timeout)
+        store = RunStore(backend, store_timeout=store_timeout, clock=clock)
         try:
             backend.prepare(store.log)
-            return store, ReadSide.create(store)
+            views = ReadSide.create(store)
+            if not store.index.index_backfilled():
+                # A store written before the run index existed: fill it, once.
+                views.projector.catch_up()
+                written = store.backfill_index(views.view.unfinished(_BACKFILL_LIMIT))
+                if written:
+                    logger.info("run index filled with %d unfinished runs", written)
+            return store, views
         except BaseException:
             store.close()
             raise
 
 
 async def _open_when_reachable(
-    backend: Backend, store_timeout: float
+    backend: Backend, store_timeout: float, clock: Clock
 ) -> tuple[RunStore, ReadSide]:
     """Open the store, waiting up to ``store_timeout`` while it is away.
 
@@ -111,7 +114,7 @@ async def _open_when_reachable(
     delay = 0.1
     while True:
         try:
-            return await anyio.to_thread.run_sync(_open_store, backend, store_timeout)
+            return await anyio.to_thread.run_sync(_open_store, backend, store_timeout, clock)
         except Exception as error:
             if unreachable_at_open(error):
                 raise StoreUnavailableError(backend.where, describe(error)) from error
@@ -128,8 +131,8 @@ async def _open_when_reachable(
             delay = min(delay * 2, 2.0)
 
 
-def _worker_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def _served(registry: Registry) -> list[str]:
+    return [served_key(d.name, d.version) for d in registry.all()]
 
 
 @asynccontextmanager
@@ -151,7 +154,7 @@ async def open_runtime(
     """
     if not create and not backend.exists():
         raise InvalidStoreURLError(backend.url, "no such database (nothing was created)")
-    store, views = await _open_when_reachable(backend, store_timeout)
+    store, views = await _open_when_reachable(backend, store_timeout, clock)
     guard = backend.worker_guard() if worker else None
     try:
         if guard is not None:
@@ -159,23 +162,24 @@ async def open_runtime(
         commands = Commands(store, views, registry, clock)
         driver = None
         if worker:
-            leases = backend.leases(_worker_owner(), lease, clock, store)
             driver = Worker(
-                store, registry.resolve, clock, leases, concurrency=concurrency,
-                children=commands, cancel=commands.cancel,
+                store, registry.resolve, lambda: _served(registry), clock, owner=worker_owner(),
+                lease=lease, concurrency=concurrency, children=commands, cancel=commands.cancel,
+                deliver=commands.deliver_child_outcome,
             )  # fmt: skip
+            commands.claim_mode = driver.claim_mode
         runtime = Runtime(store, views, registry, clock, worker=driver, commands=commands)
         store.add_listener(runtime.dispatcher.appended)
         raised: BaseException | None = None
         async with anyio.create_task_group() as group:
-            await group.start(runtime.background.serve)
             if driver is not None:
                 await group.start(driver.run)
             await group.start(views.follow)
-            tail = backend.tail(store, runtime.dispatcher.appended)
-            if tail is not None:
-                await group.start(tail.run)
-            await runtime.recover()
+            hints = backend.hints(store)
+            if hints is not None:
+                group.start_soon(hints.run, runtime.log_hint, runtime.ready_hint)
+            if runtime.tail is not None:
+                await group.start(runtime.tail.run)
             try:
                 yield runtime
             except BaseException as error:

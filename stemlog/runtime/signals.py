@@ -38,6 +38,26 @@ class RunSignals:
         self._waiting.setdefault(run_id, []).append(event)
         return event
 
+    def unwatch(self, run_id: str, event: anyio.Event) -> None:
+        """Forget a watcher that stopped waiting (a timeout, a cancelled caller)."""
+        events = self._waiting.get(run_id)
+        if events is not None and event in events:
+            events.remove(event)
+            if not events:
+                del self._waiting[run_id]
+
+    def has_watchers(self) -> bool:
+        """Whether somebody waits for a run to end (the tail reads only then)."""
+        return bool(self._waiting)
+
+    def look_again(self) -> None:
+        """Wake every watcher to read its run's stored state again (the tail jumped to
+        the log's head: an end before it is in that state, one after it is read)."""
+        waiting, self._waiting = self._waiting, {}
+        for events in waiting.values():
+            for event in events:
+                event.set()
+
     def appended(self, facts: Iterable[LoggedFact]) -> None:
         """Wake the watchers of every run that ended in ``facts``."""
         for logged in facts:

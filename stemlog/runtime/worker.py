@@ -1,11 +1,25 @@
-"""The in-app worker: drives runnable runs, fires timers and deadlines, holds leases.
+"""The in-app worker: claims due runs from the run index and drives them.
 
 One worker lives in each app opened with ``worker=True``, inside the app's
-task group. A run is driven by at most one task at a time (``schedule`` on a
-run already being driven marks it to be driven again when that drive ends),
-and up to ``concurrency`` runs are driven at once. Each drive is isolated: an
-unexpected exception in one run's drive fails that run, logged, and never
-reaches the app.
+task group. Work is claimed, never raced: the worker drives a run only while
+it holds the run's claim in the index (:mod:`stemlog.store.index`). It gets
+claims two ways —
+
+* in the append itself: a drive's commits keep the claim while the run can
+  move and give it up when it suspends or ends, and a command of this app
+  (a start, an emit) takes the claim for this worker when it has room;
+* by a claim round: one statement claims a batch of due runs (a sleep ended,
+  a retry came, a run started elsewhere, a claim of a dead worker ran out).
+  Rounds run when a hint says there may be work (a commit here left a
+  claimable run, another process notified), when the next known due time
+  comes, and every ``FALLBACK_CLAIM_SECONDS`` otherwise.
+
+All claims are renewed by one statement every third of the lease, and given
+up when the worker closes. A run is driven by at most one task at a time
+(``schedule`` on a run already being driven marks it to be driven again when
+that drive ends), and up to ``concurrency`` runs are driven at once. Each
+drive is isolated: an unexpected exception in one run's drive fails that
+run, logged, and never reaches the app.
 """
 
 from __future__ import annotations
@@ -13,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import final
 
@@ -24,7 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from stemlog.authoring.context import ChildLauncher
 from stemlog.authoring.definition import WorkflowDefinition
-from stemlog.clock import Clock
+from stemlog.clock import Clock, from_micros
 from stemlog.errors import (
     InvalidPayloadError,
     RunEndedError,
@@ -37,20 +53,24 @@ from stemlog.execution.driver import RunDriver
 from stemlog.execution.outcomes import error_info, interrupt_of, is_cancellation
 from stemlog.execution.parked import ParkedScripts
 from stemlog.execution.session import RunSession
+from stemlog.model.children import CHILD_TOPIC_PREFIX
 from stemlog.model.run import Run, StaleDecisionError
-from stemlog.model.schedule import cancel_due, next_due, runnable
+from stemlog.model.schedule import cancel_due, ready_at, runnable, waiting_topic
 from stemlog.model.state import RunState, StepKey, step_label
 from stemlog.runtime.run_cache import RunCache
 from stemlog.runtime.timers import Timers
-from stemlog.store.base import Leases
 from stemlog.store.events import RunStore
+from stemlog.store.index import ClaimMode
 
 Resolver = Callable[[str, int], WorkflowDefinition | None]
 Canceller = Callable[[str, str], Awaitable[None]]
+Deliverer = Callable[[str], Awaitable[None]]
+Served = Callable[[], Sequence[str]]
 
 logger = logging.getLogger("stemlog.worker")
 
 _STORE_RETRY = timedelta(seconds=2)
+"""How soon a drive that met an unavailable store is tried again."""
 
 CACHED_RUNS = 1024
 """How many driven runs a worker keeps in memory (at least four per drive it runs at once)."""
@@ -61,44 +81,83 @@ from its top on every resume, as a fresh worker does)."""
 SNAPSHOT_EVERY = 1000
 """A run is snapshotted each time its history passes a multiple of this many facts,
 so loading it from the store reads at most that many facts after its snapshot."""
-"""How soon a drive that met an unavailable store is tried again."""
+
+FALLBACK_CLAIM_SECONDS = 2.0
+"""How long an idle worker waits for a hint before it runs a claim round anyway
+(a hint lost while the database was away, a clock that jumped)."""
+
+
+def worker_owner() -> str:
+    """A new worker's name in claims: ``host:pid:random``, unique per app."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def _dead_here(owner: str) -> bool:
+    """Whether ``owner`` names a worker process of this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @final
 class Worker:
-    """Executes runs of registered workflows."""
+    """Executes runs of registered workflows, claimed from the run index."""
 
     def __init__(
         self,
         store: RunStore,
         resolve: Resolver,
+        served: Served,
         clock: Clock,
-        leases: Leases,
         *,
+        owner: str,
+        lease: float,
         concurrency: int,
         children: ChildLauncher,
         cancel: Canceller,
+        deliver: Deliverer,
     ) -> None:
         self._store = store
         self._resolve = resolve
+        self._served = served
         self._clock = clock
-        self.leases = leases
-        self._concurrency = concurrency
+        self.owner = owner
+        self.lease = timedelta(seconds=lease)
+        self._concurrency = max(concurrency, 1)
         self._children = children
         self._cancel = cancel
-        self.handler_limiter = CapacityLimiter(max(concurrency, 1))
+        self._deliver = deliver
+        self.handler_limiter = CapacityLimiter(self._concurrency)
         self._send: MemoryObjectSendStream[str]
         self._receive: MemoryObjectReceiveStream[str]
         self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
         self._active: set[str] = set()
+        self._held: set[str] = set()
+        """Runs whose claim this worker holds (as its last append or claim round said)."""
         self._sessions: dict[str, RunSession] = {}
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
         self._aside: dict[str, str] = {}
+        """Runs set aside as blocked (their history cannot be read), with why."""
+        self._taken_over: dict[str, tuple[str, datetime]] = {}
         self._cache = RunCache(max(CACHED_RUNS, 4 * concurrency))
         self._scripts = ParkedScripts(max(PARKED_SCRIPTS, 4 * concurrency) if PARKED_SCRIPTS else 0)
-        """Runs set aside as blocked (their history cannot be read), with why."""
         self.timers = Timers()
+        """Moments to look at runs this worker holds: a policy limit during a step,
+        a drive to try again once the store is back."""
+        self._hint = anyio.Event()
+        self._claim_at: datetime | None = None
+        self._more = False
+        """A claim round may find more than it had room for."""
+        store.serve_claims(owner, lease)
 
     # -- what the dispatcher tells the worker ----------------------------------
 
@@ -120,29 +179,48 @@ class Worker:
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._send.send_nowait(run_id)
 
-    def note(self, run: Run, *, current: bool = True) -> None:
-        """A commit left ``run`` as it is now: arm its timer, drive it if it can move.
+    def claim_mode(self, run: Run) -> ClaimMode:
+        """How a command of this app commits ``run``: take its claim for this worker
+        when the worker serves it and has room to drive it now."""
+        state = run.state
+        if len(self._active) >= self._concurrency or not self._serves(state):
+            return ClaimMode.KEEP
+        return ClaimMode.TAKE
 
-        A commit of this worker's own drive of the run needs no new drive: the
-        drive goes on by itself. ``current`` says the aggregate is the one just
-        committed, so a drive may start from it instead of loading the run.
+    def note(self, run: Run, held: bool | None, claimable: bool) -> None:
+        """A commit of this process left ``run`` as it is now.
+
+        ``held`` says whether this worker holds its claim now (``None``: the
+        commit did not touch the claim); ``claimable``, whether the commit left
+        some run that any worker may claim now.
         """
         state = run.state
+        if held is not None:
+            (self._held.add if held else self._held.discard)(state.run_id)
+        if claimable:
+            self.hint()
+        if state.run_id not in self._held:
+            when = ready_at(state)  # a sleep, a retry, a deadline: claim it then
+            if when is not None and self._serves(state):
+                self.hint_at(when)
+            return
         session = self._sessions.get(state.run_id)
         if session is not None and session.state is state:
-            return  # the drive arms the run's timer when it ends
-        due = next_due(state)
-        self.timers.set(state.run_id, None if due is None else due.at)
-        if self._serves(state) and runnable(state, self._clock.now()):
-            self.schedule(state.run_id, run if current else None)
+            return  # this worker's own drive goes on by itself
+        if runnable(state, self._clock.now()):
+            self.schedule(state.run_id, run)
 
-    async def observe(self, run_id: str) -> None:
-        """Another process appended to the run: look at it, then as :meth:`note`."""
-        try:
-            run = await self._store.load(run_id)
-        except UnknownRunError:
-            return
-        self.note(run, current=False)  # by the time it is claimed it may be old
+    def hint(self) -> None:
+        """There may be runs to claim now."""
+        self._hint.set()
+
+    def hint_at(self, moment: datetime) -> None:
+        """There may be runs to claim at ``moment``."""
+        if moment <= self._clock.now():
+            self.hint()
+        elif self._claim_at is None or moment < self._claim_at:
+            self._claim_at = moment
+            self._hint.set()  # the claim loop sleeps until the earlier moment instead
 
     def _serves(self, state: RunState) -> bool:
         return self._resolve(state.workflow, state.workflow_version) is not None
@@ -154,15 +232,80 @@ class Worker:
     # -- the loops -----------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Drive runs, fire timers and renew leases until cancelled."""
+        """Claim and drive runs, fire timers and renew claims until cancelled; give
+        every claim up on the way out."""
         with self._send, self._receive:
-            async with anyio.create_task_group() as group:
-                await group.start(self._scripts.serve)
-                for _ in range(self._concurrency):
-                    group.start_soon(self._drive_loop)
-                group.start_soon(self._timer_loop, group)
-                group.start_soon(self._lease_loop)
-                task_status.started()
+            try:
+                await self._release_dead_workers()
+                async with anyio.create_task_group() as group:
+                    await group.start(self._scripts.serve)
+                    for _ in range(self._concurrency):
+                        group.start_soon(self._drive_loop)
+                    group.start_soon(self._timer_loop, group)
+                    group.start_soon(self._claim_loop)
+                    group.start_soon(self._renew_loop)
+                    task_status.started()
+            finally:
+                with (
+                    anyio.CancelScope(shield=True),
+                    anyio.move_on_after(5),
+                    contextlib.suppress(StoreUnavailableError, StoreWriteError),
+                ):
+                    await self._store.release_owners([self.owner])  # else they run out
+
+    async def _release_dead_workers(self) -> None:
+        """Give up the claims of this host's worker processes that are gone (killed),
+        so their runs resume now rather than when the claims run out."""
+        with contextlib.suppress(StoreUnavailableError, StoreWriteError):
+            dead = [owner for owner in await self._store.claimers() if _dead_here(owner)]
+            if dead:
+                logger.warning("claims of stopped workers %s released", ", ".join(dead))
+                await self._store.release_owners(dead)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._hint = anyio.Event()
+            room = self._concurrency - len(self._active)
+            if room <= 0:
+                self._more = True  # the next drive to end asks again
+            else:
+                await self._claim_round(room)
+            await self._wait_for_hint()
+
+    async def _claim_round(self, room: int) -> None:
+        served = self._served()
+        if not served:
+            return
+        try:
+            claimed = await self._store.claim(room, served)
+        except (StoreUnavailableError, StoreWriteError):
+            self.hint_at(self._clock.now() + _STORE_RETRY)
+            return
+        self._more = len(claimed.claimed) >= room
+        now = self._clock.now()
+        for item in claimed.claimed:
+            self._held.add(item.run_id)
+            if item.previous is not None:
+                self._taken_over[item.run_id] = (item.previous[0], from_micros(item.previous[1]))
+            self.schedule(item.run_id)
+        if claimed.next_due is not None:
+            due = from_micros(claimed.next_due)
+            if self._claim_at is None or due < self._claim_at or self._claim_at <= now:
+                self._claim_at = due
+
+    async def _wait_for_hint(self) -> None:
+        """Until a hint, the next known due moment, or the fallback interval."""
+        moment = self._claim_at
+        with anyio.move_on_after(FALLBACK_CLAIM_SECONDS):
+            if moment is None:
+                await self._hint.wait()
+                return
+            async with anyio.create_task_group() as sleeper:
+                sleeper.start_soon(self._sleep_then_cancel, moment, sleeper.cancel_scope)
+                await self._hint.wait()
+                sleeper.cancel_scope.cancel()
+        if self._claim_at is not None and self._claim_at <= self._clock.now():
+            self._claim_at = None
 
     async def _drive_loop(self) -> None:
         async for run_id in self._receive:
@@ -173,27 +316,27 @@ class Worker:
                 if run_id in self._again:
                     self._again.discard(run_id)
                     self.schedule(run_id)
+                elif self._more and self._concurrency - len(self._active) >= self._batch():
+                    self.hint()
+
+    def _batch(self) -> int:
+        """Room a claim round waits for while runs queue up (claims go in batches)."""
+        return max(1, self._concurrency // 4)
 
     async def _drive(self, run_id: str) -> None:
-        # Claim first: with several workers, the losers spend one upsert, not a load.
         fresh = self._fresh.pop(run_id, None)
-        try:
-            claimed = await self.leases.claim(run_id)
-        except (StoreUnavailableError, StoreWriteError):
-            self.timers.set_earlier(run_id, self._clock.now() + _STORE_RETRY)
-            return
-        if not claimed:
-            # Another worker holds it: look again once its lease could have expired.
-            self.timers.set_earlier(run_id, self._clock.now() + self.leases.duration)
-            return
+        if run_id not in self._held:
+            return  # its claim went (given up, or taken over after it ran out)
+        run: Run | None = None
         try:
             cached = self._cache.take(run_id)
             run = fresh or await self._load(run_id, cached)
             if run is not None:
-                await self._drive_claimed(run)
+                run = await self._drive_claimed(run)
         except (StoreUnavailableError, StoreWriteError):
             # Not the run's fault: drive it again once the store may be back.
             self.timers.set_earlier(run_id, self._clock.now() + _STORE_RETRY)
+            return
         except BaseException as error:
             if is_cancellation(error) or isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
@@ -201,12 +344,23 @@ class Worker:
                 await self._fail_broken(run_id, error)
         finally:
             self._sessions.pop(run_id, None)
-            with (
-                anyio.CancelScope(shield=True),
-                anyio.move_on_after(5),
-                contextlib.suppress(StoreUnavailableError, StoreWriteError),
-            ):
-                await self.leases.release(run_id)  # else it expires by itself
+        if run is not None and run_id in self._held and run_id not in self._again:
+            await self._give_up(run)
+
+    async def _give_up(self, run: Run) -> None:
+        """The drive ended without an append that gave the claim up: give it up now,
+        with the run's index row as its state says (so nobody claims it for nothing)."""
+        run_id = run.state.run_id
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(5),
+            contextlib.suppress(StoreUnavailableError, StoreWriteError),
+        ):
+            result = await self._store.settle(run)
+            if run_id not in result.held:
+                self._held.discard(run_id)
+            if result.claimable:
+                self.hint()
 
     async def _load(self, run_id: str, cached: Run | None) -> Run | None:
         """The run — the cached aggregate brought up to date, or loaded — or ``None``
@@ -219,12 +373,15 @@ class Worker:
                     pass  # not what the log says after all: load it
             return await self._store.load(run_id)
         except UnknownRunError:
+            self._held.discard(run_id)
             return None
         except InvalidPayloadError as error:  # its history cannot be read or folded
             self._set_aside(run_id, str(error))
             return None
 
     def _set_aside(self, run_id: str, reason: str) -> None:
+        """Keep the run's claim (renewed while this worker lives) so no worker of this
+        code tries it again and again; a worker started later tries once more."""
         if run_id not in self._aside:
             self._aside[run_id] = reason
             logger.warning("run %s set aside as blocked: %s", run_id, reason,
@@ -243,31 +400,42 @@ class Worker:
             waited, extra=_extra(state, state.current, state.attempt),
         )  # fmt: skip
 
-    async def _drive_claimed(self, run: Run) -> None:
+    async def _drive_claimed(self, run: Run) -> Run:
+        """Drive the claimed run; the aggregate as the drive left it."""
         state = run.state
-        previous_holder = self.leases.taken_over.pop(state.run_id, None)
+        previous_holder = self._taken_over.pop(state.run_id, None)
         cancel = cancel_due(state)
         if cancel is not None:  # armed before a long step, so the policy can act during it
             self.timers.set_earlier(state.run_id, cancel.at)
         definition = self._resolve(state.workflow, state.workflow_version)
         if definition is None or state.status.is_terminal or await self._enforce(state):
-            self._arm(state)
-            return
+            return run
+        run = await self._deliver_child_outcome(run)
+        state = run.state
         self._note_takeover(state, previous_holder)
-        session = self._sessions[state.run_id] = RunSession(run, self._store)
+        session = self._sessions[state.run_id] = RunSession(run, _ClaimingWriter(self._store))
         drive = Drive(session, definition, self._clock, self.handler_limiter, self._children)
         driver = RunDriver(drive, self._scripts)
         await driver.wake_if_due()
         await driver.drive()
-        self._arm(session.state)
         if session.moved_on:
             self._again.add(state.run_id)  # decide again from what is stored now
-            return
+            return session.run
         if not session.state.status.is_terminal:
             self._cache.put(session.run)
         if session.run.version // SNAPSHOT_EVERY > state.position // SNAPSHOT_EVERY:
             with contextlib.suppress(StoreUnavailableError, StoreWriteError):
                 await self._store.snapshot(session.run)
+        return session.run
+
+    async def _deliver_child_outcome(self, run: Run) -> Run:
+        """A run waiting on a child is claimed when that child ended: deliver the
+        child's outcome first (idempotent), then drive from what is stored."""
+        topic = waiting_topic(run.state)
+        if topic is None or not topic.startswith(CHILD_TOPIC_PREFIX):
+            return run
+        await self._deliver(topic.removeprefix(CHILD_TOPIC_PREFIX))
+        return await self._store.fast_forward(run)
 
     async def _enforce(self, state: RunState) -> bool:
         """Cancel the run if its cancellation policy says so now; whether it did."""
@@ -300,14 +468,10 @@ class Worker:
             run = await self._store.load(run_id)
             if not run.state.status.is_terminal:
                 run.fail(info, self._clock.now())
-                await self._store.commit(run)
+                await self._store.commit(run, claim=ClaimMode.TAKE)
         except Exception:
             logger.exception("run %s: recording its failure failed too", run_id,
                              extra={"run_id": run_id})  # fmt: skip
-
-    def _arm(self, state: RunState) -> None:
-        due = next_due(state)
-        self.timers.set(state.run_id, None if due is None else due.at)
 
     async def _timer_loop(self, group: TaskGroup) -> None:
         while True:
@@ -316,7 +480,8 @@ class Worker:
             for run_id in self.timers.pop_due(now):
                 if run_id in self._active and self._policy_due(run_id, now):
                     group.start_soon(self._enforce_now, run_id)
-                self.schedule(run_id)
+                if run_id in self._held:
+                    self.schedule(run_id)
             earliest = self.timers.earliest()
             if earliest is None:
                 await changed.wait()
@@ -330,11 +495,27 @@ class Worker:
         await self._clock.sleep_until(moment)
         scope.cancel()
 
-    async def _lease_loop(self) -> None:
+    async def _renew_loop(self) -> None:
         while True:
-            await anyio.sleep(max(self.leases.duration.total_seconds() / 3, 0.05))
-            with contextlib.suppress(StoreUnavailableError, StoreWriteError):
-                await self.leases.renew()  # a missed heartbeat: the next one may land
+            await anyio.sleep(max(self.lease.total_seconds() / 3, 0.05))
+            if self._held:
+                with contextlib.suppress(StoreUnavailableError, StoreWriteError):
+                    await self._store.renew()  # a missed heartbeat: the next one may land
+
+
+@final
+class _ClaimingWriter:
+    """The store as a drive writes to it: every commit keeps the run's claim while
+    the run can move, and gives it up once it suspends or ends."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+
+    async def commit(self, *runs: Run) -> bool:
+        return await self._store.commit(*runs, claim=ClaimMode.TAKE)
+
+    async def load(self, run_id: str) -> Run:
+        return await self._store.load(run_id)
 
 
 def _extra(state: RunState, step: StepKey | None, attempt: int | None) -> dict[str, object]:

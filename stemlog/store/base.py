@@ -11,14 +11,11 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, final
 from uuid import UUID
 
-from anyio.abc import TaskStatus
 from eventsourcing.application import Application
 
-from stemlog.clock import Clock
 from stemlog.model.facts import AnyFact
 from stemlog.model.run import Run
 
@@ -60,11 +57,16 @@ class Appended:
 
     ``runs`` holds the committed aggregates (their state includes these
     facts) where this process committed them; ``local`` says whether it did.
+    ``claims`` says, for the runs whose claim the commit took or gave up,
+    whether this process's worker holds them now; ``claimable`` whether the
+    commit left a run that any worker may claim now.
     """
 
     facts: Sequence[LoggedFact]
     runs: Mapping[str, Run] = field(default_factory=dict)
     local: bool = True
+    claims: Mapping[str, bool] = field(default_factory=dict)
+    claimable: bool = False
 
 
 AppendListener = Callable[[Appended], None]
@@ -82,33 +84,17 @@ class LogReader(Protocol):
         ...
 
 
-class Leases(Protocol):
-    """Which worker executes a run, until when."""
+class Hints(Protocol):
+    """Tells this process when other processes may have written.
 
-    owner: str
-    duration: timedelta
-    taken_over: dict[str, tuple[str, datetime]]
-    """Runs this worker claimed from another holder whose lease had expired:
-    ``(previous owner, when its lease ran out)``, kept until read."""
+    Hints are only wake-ups: whoever is woken reads what it needs (the log
+    after its position, a claim round), so a lost hint costs latency, never
+    a fact.
+    """
 
-    async def claim(self, run_id: str) -> bool:
-        """Take (or keep) the run for this worker; ``False`` when another holds it."""
-        ...
-
-    async def release(self, run_id: str) -> None:
-        """Give the run up."""
-        ...
-
-    async def renew(self) -> None:
-        """Extend every claim this worker holds (the heartbeat)."""
-        ...
-
-    async def holder(self, run_id: str) -> tuple[str, datetime] | None:
-        """``(owner, expires_at)`` of a live claim on the run, if any."""
-        ...
-
-    async def holders(self, run_ids: list[str]) -> dict[str, tuple[str, datetime]]:
-        """The live claims on these runs."""
+    async def run(self, on_log: Callable[[], None], on_ready: Callable[[], None]) -> None:
+        """Until cancelled: call ``on_log`` when facts may have been appended, and
+        ``on_ready`` when an append may have left a run to claim."""
         ...
 
 
@@ -148,8 +134,8 @@ class StoreCore(Protocol):
         """See :meth:`LogReader.head`."""
         ...
 
-    def track_local(self) -> None:
-        """Remember this process's commit positions from now on."""
+    def track_local(self, on: bool = True) -> None:
+        """Remember this process's commit positions from now on (``on=False``: stop)."""
         ...
 
     def take_local(self, position: int) -> bool:
@@ -158,14 +144,6 @@ class StoreCore(Protocol):
 
     def forget_local_through(self, position: int) -> None:
         """Forget local positions up to ``position`` (the tail has passed them)."""
-        ...
-
-
-class LogTail(Protocol):
-    """Follows the facts other processes append, from the head at start."""
-
-    async def run(self, *, task_status: TaskStatus[None] = ...) -> None:
-        """Follow until cancelled (started with ``task_group.start``)."""
         ...
 
 
@@ -224,16 +202,14 @@ class Backend(Protocol):
         """What a worker holds while it serves this store."""
         ...
 
-    def leases(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> Leases:
-        """The lease store a worker claims runs in."""
+    def hints(self, store: StoreCore) -> Hints | None:
+        """How this process hears of other processes' writes (``None``: none can write)."""
         ...
 
-    def lease_reader(self, clock: Clock, store: StoreCore) -> Leases | None:
-        """Leases as seen by an app without a worker (``None``: nobody else holds any)."""
-        ...
-
-    def tail(self, store: StoreCore, listener: AppendListener) -> LogTail | None:
-        """Follows other processes' facts (``None``: no other process can write)."""
+    @property
+    def tail_interval(self) -> float | None:
+        """Seconds between reads of the log when no hint comes (``None``: no other
+        process can write, so there is nothing to follow)."""
         ...
 
 

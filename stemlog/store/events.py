@@ -15,7 +15,8 @@ told so.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast, final
 from uuid import UUID
 
@@ -23,6 +24,7 @@ import anyio
 from anyio import CancelScope, CapacityLimiter
 from eventsourcing.persistence import IntegrityError, TrackingRecorder
 
+from stemlog.clock import Clock, SystemClock, from_micros, to_micros
 from stemlog.errors import (
     InvalidPayloadError,
     StoreUnavailableError,
@@ -44,6 +46,13 @@ from stemlog.store.base import (
     UnreadableFact,
 )
 from stemlog.store.faults import Fault, StoreHealth, classify, describe
+from stemlog.store.index import (
+    AppendResult,
+    ClaimMode,
+    ClaimRound,
+    IndexedRecorder,
+    IndexEntry,
+)
 from stemlog.store.log import RunLog
 from stemlog.store.transcoder import decode_fields, decode_notification
 
@@ -63,27 +72,43 @@ thread, so that other writers can show up and join it."""
 """A submission's outcome when another writer appended to one of its runs first."""
 
 
+ClaimChoice = ClaimMode | Callable[[Run], ClaimMode]
+"""What a commit does to the claims on its runs: one mode, or one per run."""
+
+
 @dataclass(slots=True)
 class _Submission:
     runs: Sequence[Run]
     events: list[Any]
+    modes: list[ClaimMode]
     finished: bool = False
     outcome: object = None
     """``None`` (stored), ``_CONFLICT``, or the exception the write raised."""
     positions: list[int] | None = None
+    held: frozenset[str] = frozenset()
+    claimable: bool = False
     wake: anyio.Event | None = None
+    entries: list[IndexEntry] = field(default_factory=list)
 
 
 @final
 class RunStore:
     """Loads runs and appends their facts, batching concurrent commits."""
 
-    def __init__(self, backend: Backend, *, store_timeout: float = 30.0) -> None:
+    def __init__(
+        self, backend: Backend, *, store_timeout: float = 30.0, clock: Clock | None = None
+    ) -> None:
         self.backend = backend
         self.store_timeout = store_timeout
+        self.clock: Clock = clock or SystemClock()
         self.where = backend.where
         self.health = StoreHealth(self.where)
         self.log = RunLog(env=dict(backend.env))
+        self.index = cast(IndexedRecorder, self.log.recorder)
+        """The run index, written with every append (see :mod:`stemlog.store.index`)."""
+        self.owner: str | None = None
+        """The worker whose claims this process's appends take and give up."""
+        self.lease = timedelta(seconds=30)
         self.limiter = CapacityLimiter(4)
         self._queue: list[_Submission] = []
         self._writing = False
@@ -205,6 +230,69 @@ class RunStore:
         rows = self.backend.read_rows(self.log, start, limit, stop)
         return [LoggedFact(row[0], _decode_row(row)) for row in rows]
 
+    # -- the run index ------------------------------------------------------------------
+
+    def _claim_window(self) -> tuple[int, int]:
+        now = self.clock.now()
+        return to_micros(now), to_micros(now + self.lease)
+
+    async def claim(self, limit: int, serves: Sequence[str]) -> ClaimRound:
+        """Claim up to ``limit`` due runs of these workflow versions for :attr:`owner`."""
+        assert self.owner is not None, "claims are taken by a worker"
+        now, until = self._claim_window()
+        return await self.blocking(self.index.claim, self.owner, now, until, limit, serves)
+
+    async def renew(self) -> None:
+        """Extend every claim :attr:`owner` holds by a full lease (one statement)."""
+        assert self.owner is not None, "claims are renewed by a worker"
+        await self.blocking(self.index.renew, self.owner, self._claim_window()[1])
+
+    async def release_owners(self, owners: Sequence[str]) -> None:
+        """Give up every claim of these owners."""
+        await self.blocking(self.index.release_owners, list(owners))
+
+    async def claimers(self) -> list[str]:
+        """The owners holding claims."""
+        return await self.blocking(self.index.claimers)
+
+    async def waiting_on(self, topic: str) -> list[str]:
+        """The runs waiting on ``topic`` as of the last commit (no read model involved)."""
+        return await self.blocking(self.index.waiting_on, topic)
+
+    async def holders(self, run_ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """The live claims on these runs: ``(owner, until when)``."""
+        if not run_ids:
+            return {}
+        now = to_micros(self.clock.now())
+        found = await self.blocking(self.index.holders, list(run_ids), now)
+        return {run_id: (owner, from_micros(until)) for run_id, (owner, until) in found.items()}
+
+    async def settle(self, run: Run, mode: ClaimMode = ClaimMode.RELEASE) -> AppendResult:
+        """Write the run's index row from its state without appending (a drive that
+        ended without a write gives its claim up this way)."""
+        now = self.clock.now()
+        entry = IndexEntry.of(run, mode, now)
+        until = to_micros(now + self.lease)
+        return await self.blocking(self.index.put_index, [entry], self.owner, until,
+                                   to_micros(now))  # fmt: skip
+
+    def backfill_index(self, run_ids: Sequence[str]) -> int:
+        """Fill the index from these runs' stored states, once (blocking): a store
+        written before the index existed gets its rows. Returns the rows written."""
+        if self.index.index_backfilled():
+            return 0
+        now = self.clock.now()
+        entries: list[IndexEntry] = []
+        for run_id in run_ids:
+            run = self._get(parse_run_id(run_id))
+            if run is not None and not run.state.status.is_terminal:
+                entries.append(IndexEntry.of(run, ClaimMode.KEEP, now))
+        for start in range(0, len(entries), 500):
+            self.index.put_index(entries[start : start + 500], None, 0, to_micros(now),
+                                 insert=True)  # fmt: skip
+        self.index.mark_backfilled()
+        return len(entries)
+
     def tracking_recorder(self, recorder_class: type[R]) -> R:
         """A tracking recorder (a read model's tables) in the log's own database."""
         return cast(R, self.log.factory.tracking_recorder(recorder_class))
@@ -253,9 +341,12 @@ class RunStore:
         """Call ``listener`` (in the event loop) with the facts of every commit."""
         self._listeners.append(listener)
 
-    def track_local(self) -> None:
-        """Remember the positions of this process's commits from now on (a tail follows)."""
-        if self._local is None:
+    def track_local(self, on: bool = True) -> None:
+        """Remember the positions of this process's commits from now on (a tail follows),
+        or (``on=False``) stop and forget them."""
+        if not on:
+            self._local = None
+        elif self._local is None:
             self._local = set()
 
     def take_local(self, position: int) -> bool:
@@ -270,8 +361,14 @@ class RunStore:
         if self._local:
             self._local = {p for p in self._local if p > position}
 
-    async def commit(self, *runs: Run) -> bool:
-        """Append the pending facts of ``runs`` atomically and durably.
+    def serve_claims(self, owner: str, lease: float) -> None:
+        """Take and give up claims as worker ``owner`` from now on (claims last ``lease`` s)."""
+        self.owner = owner
+        self.lease = timedelta(seconds=lease)
+
+    async def commit(self, *runs: Run, claim: ClaimChoice = ClaimMode.KEEP) -> bool:
+        """Append the pending facts of ``runs`` atomically and durably, with their rows
+        of the run index (``claim`` says what happens to the claims on them).
 
         Group commit without a committer task: the first submitter finding no
         write under way becomes the leader; it lets the other ready tasks run
@@ -291,7 +388,8 @@ class RunStore:
             events.extend(run.collect_events())
         if not events:
             return True
-        submission = _Submission(runs, events)
+        modes = [claim if isinstance(claim, ClaimMode) else claim(run) for run in runs]
+        submission = _Submission(runs, events, modes)
         self._queue.append(submission)
         while not submission.finished:
             if self._writing:
@@ -360,14 +458,20 @@ class RunStore:
     def _announce(self, batch: list[_Submission]) -> None:
         facts: list[LoggedFact] = []
         runs: dict[str, Run] = {}
+        claims: dict[str, bool] = {}
+        claimable = False
         for submission in batch:
             if submission.outcome is None and submission.positions is not None:
                 facts.extend(map(LoggedFact, submission.positions, submission.events))
                 if self._local is not None:
                     self._local.update(submission.positions)
                 runs.update({run.state.run_id: run for run in submission.runs})
+                for entry in submission.entries:
+                    if entry.mode is not ClaimMode.KEEP:
+                        claims[entry.run_id] = entry.run_id in submission.held
+                claimable = claimable or submission.claimable
         if facts:
-            appended = Appended(facts, runs, local=True)
+            appended = Appended(facts, runs, local=True, claims=claims, claimable=claimable)
             for listener in self._listeners:
                 listener(appended)
 
@@ -377,31 +481,52 @@ class RunStore:
         batch = [s for s in batch if s.positions is None and s.outcome is None]
         if not batch:
             return
+        now = self.clock.now()
+        for submission in batch:
+            submission.entries = [
+                IndexEntry.of(run, mode, now) for run, mode in zip(submission.runs,
+                                                                   submission.modes, strict=True)
+            ]  # fmt: skip
         try:
-            positions = self._put([event for submission in batch for event in submission.events])
+            result = self._put(
+                [event for submission in batch for event in submission.events],
+                [entry for submission in batch for entry in submission.entries],
+            )
         except IntegrityError:
             for submission in batch:
                 self._write_alone(submission)
             return
+        positions = result.positions
         for submission in batch:
             submission.positions, positions = (
                 positions[: len(submission.events)],
                 positions[len(submission.events) :],
             )
+            submission.held = result.held
+            submission.claimable = result.claimable
 
-    def _put(self, events: list[Any]) -> list[int]:
-        # events.put is what Application.save does for us (no snapshots, no
-        # notify hooks), without its per-event runtime protocol checks.
-        return [recording.notification.id for recording in self.log.events.put(events)]
+    def _put(self, events: list[Any], entries: list[IndexEntry]) -> AppendResult:
+        """Insert the facts and settle their index rows in one transaction (one round
+        trip on PostgreSQL): what ``Application.save`` would do, without its
+        per-event runtime protocol checks, plus the index."""
+        stored = [self.log.mapper.to_stored_event(event) for event in events]
+        now = self.clock.now()
+        return self.index.append(
+            stored, entries, self.owner, to_micros(now + self.lease), to_micros(now)
+        )
 
     def _write_alone(self, submission: _Submission) -> None:
         try:
-            submission.positions = self._put(submission.events)
+            result = self._put(submission.events, submission.entries)
         except IntegrityError:
             if self._already_stored(submission.events):
                 submission.positions = []  # stored by an earlier try whose reply was lost
             else:
                 submission.outcome = _CONFLICT
+            return
+        submission.positions = result.positions
+        submission.held = result.held
+        submission.claimable = result.claimable
 
     def _already_stored(self, events: list[Any]) -> bool:
         # A commit whose reply was lost (PostgreSQL retries on a dropped

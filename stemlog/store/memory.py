@@ -1,8 +1,8 @@
 """The in-process store (``memory://``): eventsourcing's POPO recorders.
 
 Everything lives in this process: no other process can write, so there is no
-tail to follow, leases stay here, and store calls run on the event loop (they
-are pure CPU work).
+tail to follow, the run index is a dictionary beside the events, and store
+calls run on the event loop (they are pure CPU work).
 """
 
 from __future__ import annotations
@@ -17,11 +17,8 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
-from stemlog.clock import Clock
 from stemlog.store.base import (
-    AppendListener,
-    Leases,
-    LogTail,
+    Hints,
     NoGuard,
     StoreCore,
     StoredRow,
@@ -29,13 +26,80 @@ from stemlog.store.base import (
     no_lock,
     rows_of_notifications,
 )
-from stemlog.store.leases import LocalLeases
+from stemlog.store.index import AppendResult, ClaimRound, IndexEntry, IndexRow
+from stemlog.store.memory_index import MemoryIndex
 
 
 class IndexedPOPORecorder(POPOApplicationRecorder):
-    """eventsourcing's in-memory recorder, reading a run's facts after a version
-    in the time of those facts (eventsourcing scans them all: a resume of a long
-    run would cost its history)."""
+    """eventsourcing's in-memory recorder with the run index beside its events
+    (:class:`~stemlog.store.index.IndexedRecorder`), reading a run's facts after
+    a version in the time of those facts (eventsourcing scans them all: a resume
+    of a long run would cost its history)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index = MemoryIndex()
+
+    def append(
+        self,
+        stored_events: Sequence[StoredEvent],
+        entries: Sequence[IndexEntry],
+        owner: str | None,
+        claim_until: int,
+        now: int,
+    ) -> AppendResult:
+        with self._database_lock:
+            positions = self._insert_events(stored_events) or []
+            settled = self.index.put(entries, owner, claim_until, now, appending=True)
+        return AppendResult(list(positions), settled.held, settled.claimable)
+
+    def put_index(
+        self,
+        entries: Sequence[IndexEntry],
+        owner: str | None,
+        claim_until: int,
+        now: int,
+        *,
+        insert: bool = False,
+    ) -> AppendResult:
+        with self._database_lock:
+            return self.index.put(entries, owner, claim_until, now, appending=insert)
+
+    def claim(
+        self, owner: str, now: int, claim_until: int, limit: int, serves: Sequence[str]
+    ) -> ClaimRound:
+        with self._database_lock:
+            return self.index.claim(owner, now, claim_until, limit, serves)
+
+    def renew(self, owner: str, claim_until: int) -> None:
+        with self._database_lock:
+            self.index.renew(owner, claim_until)
+
+    def release_owners(self, owners: Sequence[str]) -> None:
+        with self._database_lock:
+            self.index.release_owners(owners)
+
+    def claimers(self) -> list[str]:
+        with self._database_lock:
+            return self.index.claimers()
+
+    def waiting_on(self, topic: str) -> list[str]:
+        with self._database_lock:
+            return self.index.waiting_on(topic)
+
+    def holders(self, run_ids: Sequence[str], now: int) -> dict[str, tuple[str, int]]:
+        with self._database_lock:
+            return self.index.holders(run_ids, now)
+
+    def index_rows(self) -> list[IndexRow]:
+        with self._database_lock:
+            return list(self.index.rows.values())
+
+    def index_backfilled(self) -> bool:
+        return True  # a memory store starts empty
+
+    def mark_backfilled(self) -> None:
+        """Nothing to record."""
 
     def select_events(
         self,
@@ -105,11 +169,9 @@ class MemoryBackend:
     def worker_guard(self) -> WorkerGuard:
         return NoGuard()
 
-    def leases(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> Leases:
-        return LocalLeases(owner, duration, clock)
+    def hints(self, store: StoreCore) -> Hints | None:
+        return None  # no other process can write
 
-    def lease_reader(self, clock: Clock, store: StoreCore) -> Leases | None:
-        return None
-
-    def tail(self, store: StoreCore, listener: AppendListener) -> LogTail | None:
+    @property
+    def tail_interval(self) -> float | None:
         return None

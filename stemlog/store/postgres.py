@@ -2,9 +2,11 @@
 
 Any number of processes on any number of machines share one database. What
 is specific to PostgreSQL lives here: the URL's settings, the advisory lock
-that serialises table creation, the LISTEN connection that wakes a process
-when another one appends, and the ``stemlog_leases`` table through which
-worker processes share runs.
+that serialises table creation, and the LISTEN connection that wakes a
+process when another one appends (the log's channel) or leaves a run to
+claim (the ready channel). The recorder, with its one-round-trip append and
+the run index through which worker processes share runs, is
+:mod:`stemlog.store.postgres_recorder`.
 """
 
 from __future__ import annotations
@@ -12,34 +14,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, final
+from typing import final
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import anyio
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
-from psycopg.sql import SQL, Composed, Identifier
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.utils import Environment
+from psycopg.sql import SQL, Identifier
 
-from stemlog.clock import Clock, from_micros, to_micros
 from stemlog.errors import InvalidStoreURLError
 from stemlog.store.base import (
-    AppendListener,
-    Leases,
-    LogTail,
+    Hints,
     NoGuard,
     StoreCore,
     StoredRow,
     WorkerGuard,
     rows_of_notifications,
 )
-from stemlog.store.tail import PollingTail
+from stemlog.store.postgres_recorder import READY_CHANNEL, StemlogPostgresRecorder
 
 logger = logging.getLogger("stemlog.store")
 
@@ -51,164 +49,65 @@ FALLBACK_POLL_SECONDS = 1.0
 
 _SCHEMA_LOCK_KEY = 0x5713_6C06  # "stemlog" schema creation
 
-_LEASES_DDL = (
-    "CREATE TABLE IF NOT EXISTS {leases} (run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-    "expires_at BIGINT NOT NULL)"
-)
-_CLAIM = (
-    "WITH previous AS (SELECT owner, expires_at FROM {leases} WHERE run_id = %s) "
-    "INSERT INTO {leases} AS l (run_id, owner, expires_at) VALUES (%s, %s, %s) "
-    "ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
-    "WHERE l.owner = excluded.owner OR l.expires_at < %s "
-    "RETURNING (SELECT owner FROM previous) AS previous_owner, "
-    "(SELECT expires_at FROM previous) AS previous_expiry"
-)
-"""One statement: take the run if nobody holds it, this worker does, or the holder's
-lease ran out; returns the previous holder (to tell a takeover)."""
 
-
-class StemlogPostgresRecorder(PostgresApplicationRecorder):
-    """eventsourcing's recorder, each call made once.
-
-    eventsourcing retries a failed call ten times inside it (two seconds and
-    more while the server is away); the store retries on its own, with
-    backoff, up to the app's ``store_timeout``, so a call made while the
-    server is down fails when that timeout says, not tens of seconds later.
-    """
-
-    def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
-        return _once(PostgresApplicationRecorder.insert_events)(self, stored_events, **kwargs)
-
-    def select_events(self, originator_id: Any, **kwargs: Any) -> Any:
-        return _once(PostgresApplicationRecorder.select_events)(self, originator_id, **kwargs)
-
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-    ) -> Sequence[Notification]:
-        method = _once(PostgresApplicationRecorder.select_notifications)
-        notifications: Sequence[Notification] = method(
-            self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
-        )
-        return notifications
-
-    def max_notification_id(self) -> Any:
-        return _once(PostgresApplicationRecorder.max_notification_id)(self)
-
-
-def _once(method: Callable[..., Any]) -> Callable[..., Any]:
-    """The method without eventsourcing's retry decorator (``functools.wraps`` keeps it)."""
-    return getattr(method, "__wrapped__", method)
+RECONNECT_SECONDS = 1.0
+"""How long the connection pool keeps retrying one lost connection with backoff
+before it gives that attempt up; the next call then connects afresh."""
 
 
 class StemlogPostgresFactory(PostgresFactory):
-    """eventsourcing's PostgreSQL factory with :class:`StemlogPostgresRecorder`."""
+    """eventsourcing's PostgreSQL factory with :class:`StemlogPostgresRecorder`, and
+    a pool that reconnects as soon as the server is back.
+
+    psycopg_pool retries a lost connection with exponential backoff (1, 2, 4,
+    8 s ...) for five minutes; after a long outage its next attempt may come
+    seconds after the server is back, longer than a call's ``store_timeout``.
+    Giving an attempt up after ``RECONNECT_SECONDS`` lets the next call grow
+    the pool with a fresh attempt, made at once.
+    """
 
     application_recorder_class = StemlogPostgresRecorder
 
-
-def _datastore(log: Application[UUID]) -> PostgresDatastore:
-    recorder = log.recorder
-    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
-    return recorder.datastore
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        self.datastore.pool.reconnect_timeout = RECONNECT_SECONDS
 
 
-def _leases_table(datastore: PostgresDatastore) -> Identifier:
-    return Identifier(datastore.schema, "stemlog_leases") if datastore.schema else Identifier(
-        "stemlog_leases"
-    )
+def _listen(
+    log: Application[UUID],
+    on_log: Callable[[], None],
+    on_ready: Callable[[], None],
+    stopped: Callable[[], bool],
+) -> None:
+    """In a worker thread: LISTEN on the log's and the ready channel, and call back.
 
-
-@final
-class TableLeases:
-    """Claims as rows of ``stemlog_leases``, taken with one atomic upsert each, so
-    any number of worker processes share runs."""
-
-    def __init__(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> None:
-        self.owner = owner
-        self.duration = timedelta(seconds=duration)
-        self._clock = clock
-        self._store = store
-        self._datastore = _datastore(store.log)
-        self._table = _leases_table(self._datastore)
-        self._held: set[str] = set()
-        self.taken_over: dict[str, tuple[str, datetime]] = {}
-
-    def _sql(self, template: str) -> Composed:
-        return SQL(template).format(leases=self._table)
-
-    def _execute(self, template: str, params: tuple[Any, ...]) -> list[Any]:
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._sql(template), params)
-            return list(cursor.fetchall()) if cursor.description else []
-
-    async def claim(self, run_id: str) -> bool:
-        now = self._clock.now()
-        params = (run_id, run_id, self.owner, to_micros(now + self.duration), to_micros(now))
-        rows = await self._store.blocking(self._execute, _CLAIM, params)
-        if not rows:
-            return False
-        self._held.add(run_id)
-        previous, expiry = rows[0]["previous_owner"], rows[0]["previous_expiry"]
-        if previous is not None and previous != self.owner:
-            self.taken_over[run_id] = (str(previous), from_micros(int(expiry)))
-        return True
-
-    async def release(self, run_id: str) -> None:
-        self._held.discard(run_id)
-        sql = "DELETE FROM {leases} WHERE run_id = %s AND owner = %s"
-        await self._store.blocking(self._execute, sql, (run_id, self.owner))
-
-    async def renew(self) -> None:
-        if not self._held:
-            return
-        until = to_micros(self._clock.now() + self.duration)
-        sql = "UPDATE {leases} SET expires_at = %s WHERE owner = %s"
-        await self._store.blocking(self._execute, sql, (until, self.owner))
-
-    async def holder(self, run_id: str) -> tuple[str, datetime] | None:
-        return (await self.holders([run_id])).get(run_id)
-
-    async def holders(self, run_ids: list[str]) -> dict[str, tuple[str, datetime]]:
-        if not run_ids:
-            return {}
-        sql = "SELECT run_id, owner, expires_at FROM {leases} WHERE run_id = ANY(%s) " \
-              "AND expires_at >= %s"  # fmt: skip
-        params = (list(run_ids), to_micros(self._clock.now()))
-        rows = await self._store.blocking(self._execute, sql, params)
-        return {str(r["run_id"]): (str(r["owner"]), from_micros(r["expires_at"])) for r in rows}
-
-
-def _listen(log: Application[UUID], wake: Callable[[], None], stopped: Callable[[], bool]) -> None:
-    """In a worker thread: LISTEN on the log's channel and wake the tail.
-
-    NOTIFY is only a wake-up (eventsourcing sends one per append); the tail
-    then reads the log after its position, so nothing is missed. The
-    connection is its own (not the pool's), closed when the app stops. When
-    the server goes away the connection is made again with backoff, and the
-    tail is woken once it is back, to read what was appended meanwhile.
+    NOTIFY is only a hint (whoever is woken reads or claims from the
+    database, so nothing is missed). The connection is its own (not the
+    pool's), closed when the app stops. When the server goes away the
+    connection is made again with backoff, and both callbacks are called once
+    it is back, for what was appended meanwhile.
     """
     recorder = log.recorder
     assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
     kwargs = recorder.datastore.pool.kwargs
     assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
     settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
-    listen = SQL("LISTEN {0}").format(Identifier(recorder.channel_name))
+    log_channel = recorder.channel_name
     delay = _LISTEN_BACKOFF
     while not stopped():
         try:
             with psycopg.connect(autocommit=True, connect_timeout=5, **settings) as connection:
-                connection.execute(listen)
+                for channel in (log_channel, READY_CHANNEL):
+                    connection.execute(SQL("LISTEN {0}").format(Identifier(channel)))
                 delay = _LISTEN_BACKOFF
-                anyio.from_thread.run_sync(wake)
+                anyio.from_thread.run_sync(on_log)
+                anyio.from_thread.run_sync(on_ready)
                 while not stopped():
-                    for _ in connection.notifies(timeout=0.25, stop_after=1):
-                        anyio.from_thread.run_sync(wake)
+                    channels = {n.channel for n in connection.notifies(timeout=0.25)}
+                    if log_channel in channels:
+                        anyio.from_thread.run_sync(on_log)
+                    if READY_CHANNEL in channels:
+                        anyio.from_thread.run_sync(on_ready)
         except psycopg.Error as error:
             if stopped():
                 return
@@ -219,12 +118,21 @@ def _listen(log: Application[UUID], wake: Callable[[], None], stopped: Callable[
             return  # the event loop has ended: the app closed
 
 
-async def _listen_until_cancelled(log: Application[UUID], wake: Callable[[], None]) -> None:
-    stop = False
-    try:
-        await anyio.to_thread.run_sync(_listen, log, wake, lambda: stop, abandon_on_cancel=True)
-    finally:
-        stop = True  # the thread ends within a quarter of a second
+@final
+class ListenHints:
+    """Hints from PostgreSQL's LISTEN/NOTIFY (one connection per process)."""
+
+    def __init__(self, log: Application[UUID]) -> None:
+        self._log = log
+
+    async def run(self, on_log: Callable[[], None], on_ready: Callable[[], None]) -> None:
+        stop = False
+        try:
+            await anyio.to_thread.run_sync(
+                _listen, self._log, on_log, on_ready, lambda: stop, abandon_on_cancel=True
+            )
+        finally:
+            stop = True  # the thread ends within a quarter of a second
 
 
 @final
@@ -309,22 +217,14 @@ class PostgresBackend:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
 
     def prepare(self, log: Application[UUID]) -> None:
-        """Create the leases table."""
-        datastore = _datastore(log)
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute(SQL(_LEASES_DDL).format(leases=_leases_table(datastore)))
+        """The recorder creates its tables (the log, the run index) and functions."""
 
     def worker_guard(self) -> WorkerGuard:
         return NoGuard()  # any number of worker processes share a database
 
-    def leases(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> Leases:
-        return TableLeases(owner, duration, clock, store)
+    def hints(self, store: StoreCore) -> Hints | None:
+        return ListenHints(store.log)
 
-    def lease_reader(self, clock: Clock, store: StoreCore) -> Leases | None:
-        return TableLeases("reader", 30.0, clock, store)
-
-    def tail(self, store: StoreCore, listener: AppendListener) -> LogTail | None:
-        async def waker(wake: Callable[[], None]) -> None:
-            await _listen_until_cancelled(store.log, wake)
-
-        return PollingTail(store, listener, FALLBACK_POLL_SECONDS, waker)
+    @property
+    def tail_interval(self) -> float | None:
+        return FALLBACK_POLL_SECONDS

@@ -6,19 +6,23 @@ default, an fsync per commit: a committed fact survives power loss) or
 corruption-safe and crash-safe for the process, but the last commits may be
 lost if the machine loses power).
 
-One worker process serves a file: this store keeps its leases in that
-process, so a worker holds an exclusive lock on ``<database>.worker.lock``
-for its lifetime and a second worker process gets a clear
-:class:`~stemlog.errors.WorkerAlreadyRunningError`. The operating system
-drops the lock when the process dies, even by ``kill -9``. Apps without a
-worker (a CLI, a web server that starts runs and emits) share the file
-freely; their facts reach the worker through a polling tail.
+One worker process serves a file: a worker holds an exclusive lock on
+``<database>.worker.lock`` for its lifetime and a second worker process gets
+a clear :class:`~stemlog.errors.WorkerAlreadyRunningError`. The operating
+system drops the lock when the process dies, even by ``kill -9``. Apps
+without a worker (a CLI, a web server that starts runs and emits) share the
+file freely. The run index (:mod:`stemlog.store.sqlite_index`) lives in the
+file, so what they start or wake reaches the worker through it; the worker
+hears of their writes by watching SQLite's ``PRAGMA data_version``.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,7 @@ from typing import ClassVar, final
 from urllib.parse import unquote
 from uuid import UUID
 
+import anyio
 from eventsourcing.application import Application
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
@@ -35,22 +40,14 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment
 
-from stemlog.clock import Clock
-from stemlog.errors import InvalidStoreURLError, WorkerAlreadyRunningError
-from stemlog.store.base import (
-    AppendListener,
-    Leases,
-    LogTail,
-    StoreCore,
-    StoredRow,
-    WorkerGuard,
-    no_lock,
-)
-from stemlog.store.leases import LocalLeases
-from stemlog.store.tail import PollingTail
+from stemlog.errors import InvalidStoreURLError, StoreWriteError, WorkerAlreadyRunningError
+from stemlog.store.base import Hints, StoreCore, StoredRow, WorkerGuard, no_lock
+from stemlog.store.sqlite_index import IndexedSQLiteRecorder
 
 POLL_SECONDS = 0.2
-"""How often a process looks for the facts other processes appended to the file."""
+"""How often a process reads the log for other processes' facts without a hint."""
+HINT_SECONDS = 0.02
+"""How often a process looks at the file's ``data_version`` for other processes' writes."""
 
 
 class _PragmaConnectionPool(SQLiteConnectionPool):
@@ -68,9 +65,10 @@ class _NormalPool(_PragmaConnectionPool):
 
 
 class SQLiteFullSyncFactory(SQLiteFactory):
-    """SQLite with ``PRAGMA synchronous=FULL`` on every connection."""
+    """SQLite with ``PRAGMA synchronous=FULL`` on every connection and the run index."""
 
     pool_class: ClassVar[type[_PragmaConnectionPool]] = _PragmaConnectionPool
+    application_recorder_class = IndexedSQLiteRecorder
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
@@ -97,8 +95,12 @@ class WorkerLock:
 
         Raises:
             WorkerAlreadyRunningError: another process holds it.
+            StoreWriteError: the lock file cannot be made (a read-only folder).
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreWriteError(str(self.path), error.strerror or str(error)) from error
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -187,16 +189,62 @@ class SQLiteBackend:
         return no_lock()  # SQLite's own write lock serialises table creation
 
     def prepare(self, log: Application[UUID]) -> None:
-        """The log and the read models are all the tables a SQLite store has."""
+        """Check the file takes writes (the recorder created the tables if it could).
+
+        A read-only file or folder fails the open here, with a typed error,
+        rather than the first write of a run later.
+        """
+        recorder = log.recorder
+        assert isinstance(recorder, IndexedSQLiteRecorder), "a SQLite store's recorder"
+        recorder.check_writable()
 
     def worker_guard(self) -> WorkerGuard:
         return WorkerLock(self.path)
 
-    def leases(self, owner: str, duration: float, clock: Clock, store: StoreCore) -> Leases:
-        return LocalLeases(owner, duration, clock)
+    def hints(self, store: StoreCore) -> Hints | None:
+        return DataVersionHints(self.path)
 
-    def lease_reader(self, clock: Clock, store: StoreCore) -> Leases | None:
-        return None  # a worker's leases live in its own process
+    @property
+    def tail_interval(self) -> float | None:
+        return POLL_SECONDS
 
-    def tail(self, store: StoreCore, listener: AppendListener) -> LogTail | None:
-        return PollingTail(store, listener, POLL_SECONDS)
+
+@final
+class DataVersionHints:
+    """Hints from SQLite's ``PRAGMA data_version``, which changes on a connection when
+    any other connection (another process, or this one's pool) commits to the file.
+
+    One connection of its own, asked every ``HINT_SECONDS`` in a worker thread;
+    the answer comes from the file's shared memory, without reading pages.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    async def run(self, on_log: Callable[[], None], on_ready: Callable[[], None]) -> None:
+        stop = False
+
+        def watch() -> None:
+            connection = sqlite3.connect(self._path, check_same_thread=False)
+            try:
+                seen = None
+                while not stop:
+                    try:
+                        version = connection.execute("PRAGMA data_version").fetchone()[0]
+                    except sqlite3.Error:
+                        version = None  # locked or away: look again
+                    if version is not None and version != seen:
+                        if seen is not None:
+                            anyio.from_thread.run_sync(on_log)
+                            anyio.from_thread.run_sync(on_ready)
+                        seen = version
+                    time.sleep(HINT_SECONDS)
+            except RuntimeError:
+                return  # the event loop has ended: the app closed
+            finally:
+                connection.close()
+
+        try:
+            await anyio.to_thread.run_sync(watch, abandon_on_cancel=True)
+        finally:
+            stop = True

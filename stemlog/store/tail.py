@@ -1,18 +1,23 @@
-"""Following the facts other processes append.
+"""Following the facts other processes append, while somebody here wants them.
 
 Facts this process commits reach its dispatcher at once (the store's commit
-listener); a tail reads the rest of the log for the others: a run started,
-emitted to or cancelled from another process (a CLI, a web server, another
-worker). It reads from the head at start, so nothing before is delivered,
-and skips the positions this process committed itself. A backend decides how
-it is woken: PostgreSQL by LISTEN/NOTIFY (:mod:`stemlog.store.postgres`),
-SQLite by polling.
+listener); a tail reads the rest of the log for the others — for ``wait_for``
+callers here waiting on a run that another process drives. Nothing else in a
+process reads other processes' facts: workers learn of work from the run
+index, read models are kept by one projector per database.
+
+So the tail reads only while it is *wanted*. When it starts to be wanted it
+jumps to the log's head and tells whoever wants it to look again at what
+they wait for (everything before the head is in the stored state they then
+read); from there it reads on, skipping the positions this process committed
+itself. It is woken by the backend's hints (PostgreSQL's NOTIFY, SQLite's
+``data_version``) and reads anyway every ``interval`` seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any, final
+from collections.abc import Callable
+from typing import final
 
 import anyio
 from anyio.abc import TaskStatus
@@ -23,61 +28,70 @@ from stemlog.store.base import Appended, AppendListener, StoreCore
 PAGE = 1000
 """Facts read per round trip."""
 
-Waker = Callable[[Callable[[], None]], Coroutine[Any, Any, None]]
-"""Runs until cancelled, calling its argument whenever the log may have moved."""
-
 
 @final
 class PollingTail:
-    """Reads the log after its position every ``interval`` seconds, or when woken."""
+    """Reads the log after its position when woken or every ``interval`` seconds,
+    while ``wanted()`` says so."""
 
     def __init__(
         self,
         store: StoreCore,
         listener: AppendListener,
         interval: float,
-        waker: Waker | None = None,
+        *,
+        wanted: Callable[[], bool],
+        look_again: Callable[[], None],
     ) -> None:
         self._store = store
         self._listener = listener
         self._interval = interval
-        self._waker = waker
-        self._position = 0
+        self._wanted = wanted
+        self._look_again = look_again
+        self._position: int | None = None
+        """``None`` while nobody wants the tail (it has no position then)."""
         self._woken = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow the log from its head now until cancelled."""
-        self._store.track_local()
-        self._position = await self._store.blocking(self._store.head)  # fails the open if away
-        async with anyio.create_task_group() as group:
-            if self._waker is not None:
-                group.start_soon(self._waker, self._wake)
-            task_status.started()
-            while True:
-                with anyio.move_on_after(self._interval):
-                    await self._woken.wait()
-                self._woken = anyio.Event()
-                await self._catch_up()
+        """Follow the log until cancelled."""
+        task_status.started()
+        while True:
+            with anyio.move_on_after(self._interval):
+                await self._woken.wait()
+            self._woken = anyio.Event()
+            await self._catch_up()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """The log may have moved (or somebody started to want it): read soon."""
         self._woken.set()
 
     async def _catch_up(self) -> None:
         """Read and deliver what follows the position; while the store is away, keep
         the position and try again at the next round (the store logs it)."""
+        if not self._wanted():
+            if self._position is not None:
+                self._position = None
+                self._store.track_local(False)
+            return
         try:
-            await self._read_on()
+            if self._position is None:
+                self._store.track_local()
+                self._position = await self._store.blocking(self._store.head)
+                self._store.forget_local_through(self._position)
+                self._look_again()
+            await self._read_on(self._position)
         except (StoreUnavailableError, StoreWriteError):
             return
 
-    async def _read_on(self) -> None:
+    async def _read_on(self, position: int) -> None:
         store = self._store
         while True:
-            page = await store.blocking(store.read, self._position + 1, PAGE)
+            page = await store.blocking(store.read, position + 1, PAGE)
             if not page:
                 return
-            self._position = max(self._position, page[-1].position)
+            position = max(position, page[-1].position)
+            self._position = position
             remote = [item for item in page if not store.take_local(item.position)]
-            store.forget_local_through(self._position)
+            store.forget_local_through(position)
             if remote:
                 self._listener(Appended(remote, local=False))

@@ -92,7 +92,7 @@ class ViewContract:
         assert [r.seq for r in view.list_rows(RunsQuery(expired_before=later))] == [2]
         assert [r.seq for r in view.list_rows(RunsQuery(expired_before=T))] == [1, 2]
 
-    def test_watchers_timers_children_and_runnable(self, view: RunsView) -> None:
+    def test_watchers_timers_children_and_unfinished(self, view: RunsView) -> None:
         parent = row(1, plan=("step", "wait-child"))
         waiting = row(2, parent=parent.run_id, plan=("step", "wait"))
         sleeping = row(3, parent=parent.run_id, plan=("step", "sleep"))
@@ -106,7 +106,8 @@ class ViewContract:
         assert view.due(T, 10) == []
         assert sorted(view.children(parent.run_id)) == sorted([waiting.run_id, sleeping.run_id])
         assert view.child_waits() == [(parent.run_id, str(uuid.UUID(int=1)))]
-        assert view.runnable(10) == [fresh.run_id]
+        unfinished = [parent.run_id, waiting.run_id, sleeping.run_id, fresh.run_id]
+        assert sorted(view.unfinished(10)) == sorted(unfinished)
 
     def test_a_row_that_moves_on_leaves_its_old_watcher_and_timer(self, view: RunsView) -> None:
         run = Run.begin(

@@ -1,0 +1,359 @@
+"""The PostgreSQL recorder: one round trip per append, the run index beside the log.
+
+An append is one call of the server-side function ``stemlog_append``: it
+takes the log table's lock (so notification ids commit in order and a
+follower never skips a fact — eventsourcing's own ``POSTGRES_ENABLE_DB_FUNCTIONS``
+path does not take it), inserts the facts, settles the run index with the
+rules of :func:`stemlog.store.index.settle`, and notifies: the log's channel
+(followers read on) and, when the append left a run that any worker may claim
+now, the ready channel (idle workers claim). Every other index statement is a
+single autocommitted statement too: a claim of a batch, a renewal of every
+claim of a worker, a read.
+
+eventsourcing retries a failed call ten times inside it (two seconds and
+more while the server is away); this recorder makes each call once, and the
+store retries on its own, with backoff, up to the app's ``store_timeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.sql import SQL, Composed, Identifier, Literal
+
+from stemlog.model.children import child_topic
+from stemlog.store.index import (
+    AppendResult,
+    Claimed,
+    ClaimMode,
+    ClaimRound,
+    IndexEntry,
+    IndexRow,
+)
+
+INDEX_TABLE = "stemlog_run_index"
+READY_CHANNEL = "stemlog_ready"
+"""NOTIFYed when an append leaves a run any worker may claim now."""
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS {index} (run_id text PRIMARY KEY, version bigint NOT NULL, "
+    "served text NOT NULL, "
+    "ready_at bigint, due_at bigint, claimed_by text, claim_expires bigint, waiting_on text)",
+    "CREATE INDEX IF NOT EXISTS stemlog_run_index_due ON {index} (due_at) "
+    "WHERE due_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS stemlog_run_index_waiting ON {index} (waiting_on) "
+    "WHERE waiting_on IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS stemlog_run_index_claims ON {index} (claimed_by) "
+    "WHERE claimed_by IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS {meta} (backfilled integer NOT NULL)",
+    # When a row may be claimed (stemlog.store.index.due_of).
+    "CREATE OR REPLACE FUNCTION {due}(ready bigint, claimer text, expires bigint) "
+    "RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT CASE "
+    "WHEN claimer IS NULL OR expires IS NULL THEN ready WHEN ready IS NULL THEN expires "
+    "ELSE greatest(ready, expires) END $$",
+)
+
+_APPEND = """
+CREATE OR REPLACE FUNCTION {append}(
+    events {event_type}[], e_run text[], e_version bigint[], e_served text[], e_ready bigint[],
+    e_waiting text[], e_mode text[], e_child text[], e_parent text[], e_parent_topic text[],
+    owner text, claim_until bigint, now_at bigint, inserting boolean,
+    OUT ids bigint[], OUT held text[], OUT claimable boolean)
+LANGUAGE plpgsql SET lock_timeout = {lock_timeout} AS $BODY$
+DECLARE
+    i integer;
+    claimer text;
+    expires bigint;
+    stored_version bigint;
+    present boolean;
+    ready bigint;
+    due bigint;
+BEGIN
+    held := '{{}}';
+    claimable := false;
+    IF coalesce(array_length(events, 1), 0) > 0 THEN
+        LOCK TABLE {events_table} IN EXCLUSIVE MODE;
+        WITH inserted AS (
+            INSERT INTO {events_table} (originator_id, originator_version, topic, state)
+            SELECT originator_id, originator_version, topic, state FROM unnest(events)
+            RETURNING notification_id)
+        SELECT array_agg(notification_id ORDER BY notification_id) INTO ids FROM inserted;
+        NOTIFY {channel};
+    ELSE
+        LOCK TABLE {events_table} IN EXCLUSIVE MODE;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(e_run, 1), 0) LOOP
+        IF e_mode[i] = 'end' THEN
+            DELETE FROM {index} WHERE run_id = e_run[i];
+            IF e_parent[i] IS NOT NULL THEN
+                UPDATE {index} SET
+                    ready_at = CASE WHEN ready_at IS NULL OR ready_at > now_at THEN now_at
+                               ELSE ready_at END,
+                    due_at = {due}(CASE WHEN ready_at IS NULL OR ready_at > now_at THEN now_at
+                                   ELSE ready_at END, claimed_by, claim_expires)
+                WHERE run_id = e_parent[i] AND waiting_on = e_parent_topic[i];
+                IF FOUND AND EXISTS (SELECT 1 FROM {index} WHERE run_id = e_parent[i]
+                                     AND claimed_by IS NULL) THEN
+                    claimable := true;
+                END IF;
+            END IF;
+            CONTINUE;
+        END IF;
+        claimer := NULL;
+        expires := NULL;
+        stored_version := NULL;
+        SELECT claimed_by, claim_expires, version INTO claimer, expires, stored_version
+            FROM {index} WHERE run_id = e_run[i] FOR UPDATE;
+        present := FOUND;
+        IF NOT present AND NOT inserting THEN
+            CONTINUE;  -- the run ended since that state: no row to bring back
+        END IF;
+        IF e_mode[i] = 'take' AND owner IS NOT NULL
+                AND (claimer IS NULL OR claimer = owner OR coalesce(expires, 0) < now_at) THEN
+            claimer := owner;
+            expires := claim_until;
+            held := held || e_run[i];
+        ELSIF e_mode[i] = 'release' AND claimer = owner THEN
+            claimer := NULL;
+            expires := NULL;
+        END IF;
+        IF present AND stored_version > e_version[i] THEN
+            -- another writer moved the run on since this state: only the claim changes
+            UPDATE {index} SET claimed_by = claimer, claim_expires = expires,
+                due_at = {due}(ready_at, claimer, expires)
+            WHERE run_id = e_run[i] RETURNING due_at INTO due;
+            IF claimer IS NULL AND due IS NOT NULL AND due <= now_at THEN
+                claimable := true;
+            END IF;
+            CONTINUE;
+        END IF;
+        ready := e_ready[i];
+        IF e_child[i] IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM {index} WHERE run_id = e_child[i]) THEN
+            ready := now_at;
+        END IF;
+        due := {due}(ready, claimer, expires);
+        INSERT INTO {index} AS t
+            (run_id, version, served, ready_at, due_at, claimed_by, claim_expires, waiting_on)
+        VALUES (e_run[i], e_version[i], e_served[i], ready, due, claimer, expires, e_waiting[i])
+        ON CONFLICT (run_id) DO UPDATE SET version = excluded.version, served = excluded.served,
+            ready_at = excluded.ready_at, due_at = excluded.due_at,
+            claimed_by = excluded.claimed_by, claim_expires = excluded.claim_expires,
+            waiting_on = excluded.waiting_on;
+        IF claimer IS NULL AND due IS NOT NULL AND due <= now_at THEN
+            claimable := true;
+        END IF;
+    END LOOP;
+    IF claimable THEN
+        NOTIFY {ready_channel};
+    END IF;
+END;
+$BODY$
+"""
+
+_CALL_APPEND = (
+    "SELECT ids, held, claimable FROM {append}(%s::{event_type}[], %s::text[], %s::bigint[], "
+    "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text, %s::bigint, %s::bigint, %s::boolean)"
+)
+
+_CLAIM = """
+WITH picked AS (
+    SELECT run_id, claimed_by, claim_expires FROM {index}
+    WHERE due_at <= %(now)s AND served = ANY(%(serves)s)
+    ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+claimed AS (
+    UPDATE {index} AS t SET claimed_by = %(owner)s, claim_expires = %(until)s,
+        due_at = {due}(t.ready_at, %(owner)s, %(until)s)
+    FROM picked WHERE t.run_id = picked.run_id
+    RETURNING t.run_id, picked.claimed_by AS previous, picked.claim_expires AS previous_expires)
+SELECT run_id, previous, previous_expires, NULL::bigint AS next_due FROM claimed
+UNION ALL
+SELECT NULL, NULL, NULL, (SELECT min(due_at) FROM {index}
+                          WHERE due_at > %(now)s AND served = ANY(%(serves)s))
+"""
+"""One statement: claim a batch of due rows (skipping those other workers are
+claiming) and say when the next one of these workflow versions is due."""
+
+
+def _once(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The method without eventsourcing's retry decorator (``functools.wraps`` keeps it)."""
+    return getattr(method, "__wrapped__", method)
+
+
+class StemlogPostgresRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder with the run index
+    (:class:`~stemlog.store.index.IndexedRecorder`), each call made once."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self._names: dict[str, Composed | Identifier | Literal] = {
+            "index": _qualified(datastore, INDEX_TABLE),
+            "meta": _qualified(datastore, "stemlog_run_index_meta"),
+            "due": _qualified(datastore, "stemlog_due"),
+            "append": _qualified(datastore, "stemlog_append"),
+            "event_type": _qualified(datastore, self.stored_event_type_name),
+            "events_table": _qualified(datastore, self.events_table_name),
+            "channel": Identifier(self.channel_name),
+            "ready_channel": Identifier(READY_CHANNEL),
+            "lock_timeout": Literal(f"{datastore.lock_timeout}s"),
+        }
+        for statement in (*_DDL, _APPEND):
+            self.sql_create_statements.append(self._sql(statement))
+        self._call_append = self._sql(_CALL_APPEND)
+        self._claim = self._sql(_CLAIM)
+
+    def _sql(self, template: str) -> Composed:
+        return SQL(template).format(**self._names)
+
+    # -- eventsourcing's calls, made once ----------------------------------------------
+
+    def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        return _once(PostgresApplicationRecorder.insert_events)(self, stored_events, **kwargs)
+
+    def select_events(self, originator_id: Any, **kwargs: Any) -> Any:
+        return _once(PostgresApplicationRecorder.select_events)(self, originator_id, **kwargs)
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        method = _once(PostgresApplicationRecorder.select_notifications)
+        notifications: Sequence[Notification] = method(
+            self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+        )
+        return notifications
+
+    def max_notification_id(self) -> Any:
+        return _once(PostgresApplicationRecorder.max_notification_id)(self)
+
+    # -- the index -----------------------------------------------------------------------
+
+    def append(
+        self,
+        stored_events: Sequence[StoredEvent],
+        entries: Sequence[IndexEntry],
+        owner: str | None,
+        claim_until: int,
+        now: int,
+        *,
+        inserting: bool = True,
+    ) -> AppendResult:
+        events = [
+            self.construct_pg_stored_event(
+                e.originator_id, e.originator_version, e.topic, e.state
+            )
+            for e in stored_events
+        ]  # fmt: skip
+        params = (
+            events,
+            [e.run_id for e in entries],
+            [e.version for e in entries],
+            [e.served for e in entries],
+            [e.ready_at for e in entries],
+            [e.waiting_on for e in entries],
+            [e.mode.value for e in entries],
+            [e.waits_for_child for e in entries],
+            [e.wakes_parent for e in entries],
+            [child_topic(e.run_id) if e.mode is ClaimMode.END else None for e in entries],
+            owner,
+            claim_until,
+            now,
+            inserting,
+        )
+        row = self._fetch(self._call_append, params)[0]
+        return AppendResult(list(row["ids"] or []), frozenset(row["held"] or ()),
+                            bool(row["claimable"]))  # fmt: skip
+
+    def put_index(
+        self,
+        entries: Sequence[IndexEntry],
+        owner: str | None,
+        claim_until: int,
+        now: int,
+        *,
+        insert: bool = False,
+    ) -> AppendResult:
+        return self.append([], entries, owner, claim_until, now, inserting=insert)
+
+    def claim(
+        self, owner: str, now: int, claim_until: int, limit: int, serves: Sequence[str]
+    ) -> ClaimRound:
+        if not serves:
+            return ClaimRound([], None)
+        params = {"now": now, "serves": list(serves), "limit": limit, "owner": owner,
+                  "until": claim_until}  # fmt: skip
+        claimed: list[Claimed] = []
+        next_due = None
+        for row in self._fetch(self._claim, params):
+            if row["run_id"] is None:
+                next_due = row["next_due"]
+                continue
+            previous = row["previous"]
+            taken = None if previous in (None, owner) else (previous, row["previous_expires"] or 0)
+            claimed.append(Claimed(row["run_id"], taken))
+        return ClaimRound(claimed, next_due)
+
+    def renew(self, owner: str, claim_until: int) -> None:
+        self._fetch(self._sql(
+            "UPDATE {index} SET claim_expires = %s, due_at = {due}(ready_at, claimed_by, %s) "
+            "WHERE claimed_by = %s"
+        ), (claim_until, claim_until, owner))  # fmt: skip
+
+    def release_owners(self, owners: Sequence[str]) -> None:
+        if owners:
+            self._fetch(self._sql(
+                "UPDATE {index} SET claimed_by = NULL, claim_expires = NULL, due_at = ready_at "
+                "WHERE claimed_by = ANY(%s)"
+            ), (list(owners),))  # fmt: skip
+
+    def claimers(self) -> list[str]:
+        sql = "SELECT DISTINCT claimed_by FROM {index} WHERE claimed_by IS NOT NULL"
+        return sorted(str(row["claimed_by"]) for row in self._fetch(self._sql(sql), ()))
+
+    def waiting_on(self, topic: str) -> list[str]:
+        sql = self._sql("SELECT run_id FROM {index} WHERE waiting_on = %s")
+        return [str(row["run_id"]) for row in self._fetch(sql, (topic,))]
+
+    def holders(self, run_ids: Sequence[str], now: int) -> dict[str, tuple[str, int]]:
+        if not run_ids:
+            return {}
+        sql = self._sql(
+            "SELECT run_id, claimed_by, claim_expires FROM {index} WHERE run_id = ANY(%s) "
+            "AND claimed_by IS NOT NULL AND claim_expires >= %s"
+        )
+        rows = self._fetch(sql, (list(run_ids), now))
+        return {str(r["run_id"]): (str(r["claimed_by"]), int(r["claim_expires"])) for r in rows}
+
+    def index_rows(self) -> list[IndexRow]:
+        sql = self._sql(
+            "SELECT run_id, version, served, ready_at, due_at, claimed_by, claim_expires, "
+            "waiting_on "
+            "FROM {index}"
+        )
+        return [IndexRow(**row) for row in self._fetch(sql, ())]
+
+    def index_backfilled(self) -> bool:
+        return bool(self._fetch(self._sql("SELECT backfilled FROM {meta}"), ()))
+
+    def mark_backfilled(self) -> None:
+        self._fetch(self._sql("INSERT INTO {meta} (backfilled) SELECT 1 WHERE NOT EXISTS "
+                              "(SELECT 1 FROM {meta})"), ())  # fmt: skip
+
+    def _fetch(self, statement: Composed, params: Any) -> list[Any]:
+        """One autocommitted statement (no BEGIN, no ROLLBACK), its rows."""
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+
+def _qualified(datastore: PostgresDatastore, name: str) -> Composed:
+    return SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(name))
