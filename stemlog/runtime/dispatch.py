@@ -28,7 +28,7 @@ class Dispatcher:
     """Turns appended facts into wake-ups, read-model catch-ups and the worker's claims."""
 
     def __init__(
-        self, signals: RunSignals, log_moved: Callable[[], None], worker: Worker | None
+        self, signals: RunSignals, log_moved: Callable[[Appended], None], worker: Worker | None
     ) -> None:
         self._signals = signals
         self._log_moved = log_moved
@@ -37,7 +37,7 @@ class Dispatcher:
     def appended(self, appended: Appended) -> None:
         """React to facts that reached the log (called in the event loop)."""
         self._signals.appended(appended.facts)
-        self._log_moved()
+        self._log_moved(appended)
         if not appended.local:
             return
         if logger.isEnabledFor(logging.INFO):

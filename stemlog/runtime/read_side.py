@@ -1,8 +1,14 @@
 """The app's side of the read models: their view, their projector, when to catch up.
 
-The projector runs in the background after commits (lingering briefly so one
-transaction covers many commits), and synchronously, under the same lock,
-before any query that must see the log's head (``emit``, ``get_run``, ...).
+One process per database keeps the models in the background: the one that
+holds the backend's projector lead (:class:`stemlog.store.base.Leadership`:
+an advisory lock on PostgreSQL, a file lock beside a SQLite file). It catches
+up after commits (lingering briefly so one transaction covers many commits),
+and reads the facts this process committed from memory rather than the
+database (:class:`CommittedHere`). Every process still catches up
+synchronously, under the same lock, before a query that must see the log's
+head (``get_run``, ``list_runs``, ...); two projectors never apply a page
+twice (the page's position is checked in its transaction).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from projections.projector import Projector
 from projections.view import RunsView
 from projections.views import view_class
 from stemlog.errors import StoreUnavailableError, StoreWriteError
+from stemlog.store.base import Appended, Leadership, LoggedFact
 from stemlog.store.events import RunStore
 
 T = TypeVar("T")
@@ -27,16 +34,65 @@ logger = logging.getLogger("stemlog.projections")
 _LINGER = 0.02
 """Seconds the background projector waits after a commit, to batch more commits."""
 _POLL = 1.0
-"""Seconds between catch-ups when nothing in this process wrote (other writers)."""
+"""Seconds between the leader's catch-ups when nothing in this process wrote."""
+LEAD_RETRY_SECONDS = 5.0
+"""How often a process that does not lead asks again (the leader may have gone)."""
+_REMEMBERED = 100_000
+"""Facts committed here kept for the projector at most (beyond: read from the store)."""
+
+
+@final
+class CommittedHere:
+    """The log as the projector reads it: the facts this process committed from
+    memory, anything else (other processes' facts, gaps) from the store."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+        self._facts: dict[int, LoggedFact] = {}
+        self.keeping = False
+
+    def remember(self, appended: Appended) -> None:
+        """Keep this process's committed facts (while this process leads)."""
+        if not (self.keeping and appended.local):
+            return
+        if len(self._facts) > _REMEMBERED:
+            self._facts.clear()
+        for logged in appended.facts:
+            self._facts[logged.position] = logged
+
+    def forget(self) -> None:
+        """Drop everything kept (the lead is gone)."""
+        self.keeping = False
+        self._facts.clear()
+
+    def head(self) -> int:
+        return self._store.head()
+
+    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
+        """Facts from ``start`` on: from memory while they follow each other there."""
+        page: list[LoggedFact] = []
+        position = start
+        while len(page) < limit and (stop is None or position <= stop):
+            logged = self._facts.pop(position, None)
+            if logged is None:
+                break
+            page.append(logged)
+            position += 1
+        if page:
+            return page
+        for old in [p for p in self._facts if p < start]:
+            del self._facts[old]
+        return self._store.read(start, limit, stop)
 
 
 @final
 class ReadSide:
     """Owns the read models' view and projector for one app."""
 
-    def __init__(self, view: RunsView, projector: Projector, store: RunStore) -> None:
+    def __init__(self, view: RunsView, store: RunStore) -> None:
         self.view = view
-        self.projector = projector
+        self.committed = CommittedHere(store)
+        self.projector = Projector(self.committed, view)
         self._store = store
         self._lock = anyio.Lock()
         self._moved = anyio.Event()
@@ -46,14 +102,19 @@ class ReadSide:
         """Build (and create the tables of) the view in the log's own database (blocking)."""
         view = cast(RunsView, store.tracking_recorder(view_class(store.backend.name)))
         view.ensure_models()  # a model whose version changed is rebuilt from the log
-        return cls(view, Projector(store, view), store)
+        return cls(view, store)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking view method (in a worker thread unless in memory)."""
         return await self._store.blocking(function, *args)
 
+    def appended(self, appended: Appended) -> None:
+        """Facts reached the log: keep this process's, and catch up soon."""
+        self.committed.remember(appended)
+        self._moved.set()
+
     def log_moved(self) -> None:
-        """Something was appended: catch up soon."""
+        """Another process may have appended: catch up soon."""
         self._moved.set()
 
     @property
@@ -74,19 +135,37 @@ class ReadSide:
             except StoreWriteError as error:
                 logger.warning("read models are behind the log: %s", error.reason)
 
-    async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow the log in the background until cancelled.
+    async def follow(
+        self, leadership: Leadership, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep the models in the background while this process leads, until cancelled.
 
         While the store is away (or refuses writes) the models stay where they
         are and the next round tries again; queries wait or fail on their own.
         """
         task_status.started()
-        while True:
-            with anyio.move_on_after(_POLL):
-                await self._moved.wait()
-            self._moved = anyio.Event()
-            await anyio.sleep(_LINGER)
-            try:
-                await self.catch_up()
-            except (StoreUnavailableError, StoreWriteError):
-                await anyio.sleep(_POLL)
+        try:
+            while True:
+                if not await anyio.to_thread.run_sync(leadership.try_lead):
+                    self.committed.forget()
+                    await anyio.sleep(LEAD_RETRY_SECONDS)
+                    continue
+                self.committed.keeping = True
+                await self._follow_while_leading()
+        finally:
+            self.committed.forget()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(leadership.resign)
+
+    async def _follow_while_leading(self) -> None:
+        with anyio.move_on_after(LEAD_RETRY_SECONDS):  # then ask whether it still leads
+            while True:
+                with anyio.move_on_after(_POLL):
+                    await self._moved.wait()
+                self._moved = anyio.Event()
+                await anyio.sleep(_LINGER)
+                try:
+                    await self.catch_up()
+                except (StoreUnavailableError, StoreWriteError):
+                    await anyio.sleep(_POLL)
+

@@ -56,7 +56,7 @@ class Runtime:
         self.signals = RunSignals()
         self.commands = commands
         self.worker = worker
-        self.dispatcher = Dispatcher(self.signals, views.log_moved, worker)
+        self.dispatcher = Dispatcher(self.signals, views.appended, worker)
         interval = store.backend.tail_interval
         self.tail = None if interval is None else PollingTail(
             store, self.dispatcher.appended, interval,
@@ -174,7 +174,7 @@ async def open_runtime(
         async with anyio.create_task_group() as group:
             if driver is not None:
                 await group.start(driver.run)
-            await group.start(views.follow)
+            await group.start(views.follow, backend.leadership(store))
             hints = backend.hints(store)
             if hints is not None:
                 group.start_soon(hints.run, runtime.log_hint, runtime.ready_hint)

@@ -206,11 +206,43 @@ class Backend(Protocol):
         """How this process hears of other processes' writes (``None``: none can write)."""
         ...
 
+    def leadership(self, store: StoreCore) -> Leadership:
+        """How this process finds out whether it keeps the read models."""
+        ...
+
     @property
     def tail_interval(self) -> float | None:
         """Seconds between reads of the log when no hint comes (``None``: no other
         process can write, so there is nothing to follow)."""
         ...
+
+
+class Leadership(Protocol):
+    """Which process of a database keeps its read models in the background (blocking).
+
+    One projector per database: the others read the models it keeps, and
+    catch them up themselves only before a query that must see the head.
+    """
+
+    def try_lead(self) -> bool:
+        """Lead if nobody else does; ``True`` while this process leads (asked again
+        every few seconds: a lead lost with its connection is noticed here)."""
+        ...
+
+    def resign(self) -> None:
+        """Stop leading (the app closes)."""
+        ...
+
+
+@final
+class SoleLeader:
+    """Leadership where one process is all there is (``memory://``)."""
+
+    def try_lead(self) -> bool:
+        return True
+
+    def resign(self) -> None:
+        """Nothing to give up."""
 
 
 @final

@@ -19,7 +19,9 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from stemlog.store.base import (
     Hints,
+    Leadership,
     NoGuard,
+    SoleLeader,
     StoreCore,
     StoredRow,
     WorkerGuard,
@@ -171,6 +173,9 @@ class MemoryBackend:
 
     def hints(self, store: StoreCore) -> Hints | None:
         return None  # no other process can write
+
+    def leadership(self, store: StoreCore) -> Leadership:
+        return SoleLeader()
 
     @property
     def tail_interval(self) -> float | None:

@@ -31,6 +31,7 @@ from psycopg.sql import SQL, Identifier
 from stemlog.errors import InvalidStoreURLError
 from stemlog.store.base import (
     Hints,
+    Leadership,
     NoGuard,
     StoreCore,
     StoredRow,
@@ -103,11 +104,9 @@ def _listen(
                 anyio.from_thread.run_sync(on_log)
                 anyio.from_thread.run_sync(on_ready)
                 while not stopped():
-                    channels = {n.channel for n in connection.notifies(timeout=0.25)}
-                    if log_channel in channels:
-                        anyio.from_thread.run_sync(on_log)
-                    if READY_CHANNEL in channels:
-                        anyio.from_thread.run_sync(on_ready)
+                    for notify in connection.notifies(timeout=0.25):
+                        hint = on_ready if notify.channel == READY_CHANNEL else on_log
+                        anyio.from_thread.run_sync(hint)
         except psycopg.Error as error:
             if stopped():
                 return
@@ -133,6 +132,53 @@ class ListenHints:
             )
         finally:
             stop = True  # the thread ends within a quarter of a second
+
+
+@final
+class AdvisoryLeadership:
+    """The projector's lead as a session advisory lock, held on a connection of its
+    own: when the process dies or the server drops the connection, the lock goes
+    with it and another process takes the lead at its next try."""
+
+    def __init__(self, log: Application[UUID]) -> None:
+        recorder = log.recorder
+        assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
+        kwargs = recorder.datastore.pool.kwargs
+        assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
+        self._settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
+        self._key = f"{recorder.datastore.schema}.stemlog_projector"
+        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def try_lead(self) -> bool:
+        if self._connection is not None:
+            try:
+                self._connection.execute("SELECT 1")  # still connected: still the leader
+                return True
+            except psycopg.Error:
+                self.resign()
+                return False
+        try:
+            connection = psycopg.connect(autocommit=True, connect_timeout=2, **self._settings)
+        except psycopg.Error:
+            return False
+        try:
+            row = connection.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", (self._key,)
+            ).fetchone()
+        except psycopg.Error:
+            connection.close()
+            return False
+        if row is not None and row[0]:
+            self._connection = connection
+            return True
+        connection.close()
+        return False
+
+    def resign(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.close()
 
 
 @final
@@ -224,6 +270,9 @@ class PostgresBackend:
 
     def hints(self, store: StoreCore) -> Hints | None:
         return ListenHints(store.log)
+
+    def leadership(self, store: StoreCore) -> Leadership:
+        return AdvisoryLeadership(store.log)
 
     @property
     def tail_interval(self) -> float | None:

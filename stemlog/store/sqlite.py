@@ -41,7 +41,7 @@ from eventsourcing.sqlite import (
 from eventsourcing.utils import Environment
 
 from stemlog.errors import InvalidStoreURLError, StoreWriteError, WorkerAlreadyRunningError
-from stemlog.store.base import Hints, StoreCore, StoredRow, WorkerGuard, no_lock
+from stemlog.store.base import Hints, Leadership, StoreCore, StoredRow, WorkerGuard, no_lock
 from stemlog.store.sqlite_index import IndexedSQLiteRecorder
 
 POLL_SECONDS = 0.2
@@ -113,6 +113,36 @@ class WorkerLock:
 
     def release(self) -> None:
         """Give the lock up (closing the file releases it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@final
+class FileLeadership:
+    """The projector's lead as an exclusive lock on a file next to the database, taken
+    without waiting; the operating system drops it when the process dies."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def try_lead(self) -> bool:
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return False  # a read-only folder: no background projector here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def resign(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -203,6 +233,9 @@ class SQLiteBackend:
 
     def hints(self, store: StoreCore) -> Hints | None:
         return DataVersionHints(self.path)
+
+    def leadership(self, store: StoreCore) -> Leadership:
+        return FileLeadership(f"{self.path}.projector.lock")
 
     @property
     def tail_interval(self) -> float | None:
