@@ -39,6 +39,9 @@ class Projector:
         self.log = log
         self.view = view
         self.page_size = page_size
+        self._known: int | None = None
+        """The position this projector last wrote (the view's, unless another moved it:
+        then the page's compare-and-set fails and the position is read again)."""
 
     def head(self) -> int:
         """The log's last position (0 for an empty log)."""
@@ -54,8 +57,11 @@ class Projector:
         Raises:
             PositionConflictError: another projector applied this page first.
         """
-        expected = self.view.position()
+        expected = self._known
+        if expected is None or (stop is not None and expected >= stop):
+            expected = self.view.position()  # nothing to do, it seems: make sure
         if stop is not None and expected >= stop:
+            self._known = expected
             return None
         page = self.log.read(expected + 1, self.page_size, stop)
         if not page:
@@ -69,7 +75,12 @@ class Projector:
         previous = self.view.load_rows(sorted(str(run_id) for run_id in touched - started))
         rows, stats = fold_page(page, previous)
         last = page[-1].position
-        self.view.write_page(rows, expected, last, stats, previous)
+        try:
+            self.view.write_page(rows, expected, last, stats, previous)
+        except PositionConflictError:
+            self._known = None
+            raise
+        self._known = last
         return PageResult(page, rows, last)
 
     def catch_up(self, stop: int | None = None) -> list[PageResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -36,6 +37,12 @@ class PostgresRunsView(SQLRunsView, PostgresTrackingRecorder):
 
     def transaction(self, *, commit: bool) -> Any:
         return self.datastore.transaction(commit=commit)
+
+    def _select(self, template: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One read in autocommit: a round trip, no ``BEGIN`` and ``ROLLBACK`` around it."""
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(self.render(template), params)
+            return list(cursor.fetchall())
 
     def close(self) -> None:
         """The datastore is shared with the log's application, which closes it."""

@@ -145,10 +145,10 @@ class SQLRunsView:
 
     def _write_stats(self, cursor: Any, delta: StatsDelta) -> None:
         # Read-modify-write inside the page's transaction: one projector at a time.
-        steps = [self._merged_step(cursor, change) for change in delta.steps.values()]
+        steps = self._merged_steps(cursor, list(delta.steps.values()))
         if steps:
             cursor.executemany(self.render(schema.UPSERT_STEP_STATS), steps)
-        merged = [self._merged_workflow(cursor, change) for change in delta.workflows.values()]
+        merged = self._merged_workflows(cursor, list(delta.workflows.values()))
         flows = [record for record in merged if record[2] != 0 or record[3] != "{}"]
         empty = [record[:2] for record in merged if record[2] == 0 and record[3] == "{}"]
         if flows:
@@ -157,25 +157,46 @@ class SQLRunsView:
             sql = "DELETE FROM {workflow_stats} WHERE workflow = ? AND status = ?"
             cursor.executemany(self.render(sql), empty)
 
-    def _merged_step(self, cursor: Any, change: StepStats) -> tuple[Any, ...]:
-        sql = "SELECT * FROM {step_stats} WHERE workflow = ? AND step = ?"
-        cursor.execute(self.render(sql), (change.workflow, change.step))
-        record = cursor.fetchone()
-        current = StepStats(change.workflow, change.step)
-        if record is not None:
-            current = schema.record_to_step_stats(record)
-        current.merge(change)
-        return schema.step_stats_record(current)
+    def _stored(
+        self, cursor: Any, table: str, column: str, keys: list[tuple[str, str]]
+    ) -> list[Any]:
+        """The rows of ``table`` with these ``(workflow, column)`` keys, one query per 400."""
+        found: list[Any] = []
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            pairs = ", ".join("(?, ?)" for _ in chunk)
+            sql = f"SELECT * FROM {{{table}}} WHERE (workflow, {column}) IN (VALUES {pairs})"
+            cursor.execute(self.render(sql), [value for key in chunk for value in key])
+            found.extend(cursor.fetchall())
+        return found
 
-    def _merged_workflow(self, cursor: Any, change: WorkflowStats) -> tuple[Any, ...]:
-        sql = "SELECT * FROM {workflow_stats} WHERE workflow = ? AND status = ?"
-        cursor.execute(self.render(sql), (change.workflow, change.status))
-        record = cursor.fetchone()
-        current = WorkflowStats(change.workflow, change.status)
-        if record is not None:
+    def _merged_steps(self, cursor: Any, changes: list[StepStats]) -> list[tuple[Any, ...]]:
+        keys = [(change.workflow, change.step) for change in changes]
+        stored: dict[tuple[str, str], StepStats] = {}
+        for record in self._stored(cursor, "step_stats", "step", keys):
+            current = schema.record_to_step_stats(record)
+            stored[(current.workflow, current.step)] = current
+        merged = []
+        for change in changes:
+            key = (change.workflow, change.step)
+            step = stored.get(key) or StepStats(change.workflow, change.step)
+            step.merge(change)
+            merged.append(schema.step_stats_record(step))
+        return merged
+
+    def _merged_workflows(self, cursor: Any, changes: list[WorkflowStats]) -> list[tuple[Any, ...]]:
+        keys = [(change.workflow, str(change.status)) for change in changes]
+        stored: dict[tuple[str, str], WorkflowStats] = {}
+        for record in self._stored(cursor, "workflow_stats", "status", keys):
             current = schema.record_to_workflow_stats(record)
-        current.merge(change)
-        return schema.workflow_stats_record(current)
+            stored[(current.workflow, str(current.status))] = current
+        merged = []
+        for change in changes:
+            key = (change.workflow, str(change.status))
+            flow = stored.get(key) or WorkflowStats(change.workflow, change.status)
+            flow.merge(change)
+            merged.append(schema.workflow_stats_record(flow))
+        return merged
 
     # -- reading ------------------------------------------------------------------
 

@@ -31,8 +31,9 @@ T = TypeVar("T")
 
 logger = logging.getLogger("stemlog.projections")
 
-_LINGER = 0.02
-"""Seconds the background projector waits after a commit, to batch more commits."""
+_LINGER = 0.1
+"""Seconds the background projector waits after a commit, to batch more commits (the
+models' staleness in the background only: queries catch up to the head first)."""
 _POLL = 1.0
 """Seconds between the leader's catch-ups when nothing in this process wrote."""
 LEAD_RETRY_SECONDS = 5.0

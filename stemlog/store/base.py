@@ -198,6 +198,11 @@ class Backend(Protocol):
         """Create the store's side tables (in the schema lock)."""
         ...
 
+    def heal(self, log: Application[UUID]) -> None:
+        """After a call met an unavailable store: drop connections it may have killed
+        (blocking; never raises)."""
+        ...
+
     def worker_guard(self) -> WorkerGuard:
         """What a worker holds while it serves this store."""
         ...

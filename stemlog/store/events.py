@@ -322,6 +322,7 @@ class RunStore:
                 if fault is Fault.REFUSING:
                     raise StoreWriteError(self.where, describe(error)) from error
                 self.health.lost(error)
+                await anyio.to_thread.run_sync(self.backend.heal, self.log, limiter=self.limiter)
                 now = anyio.current_time()
                 deadline = now + self.store_timeout if deadline is None else deadline
                 if now >= deadline:

@@ -168,6 +168,9 @@ class MemoryBackend:
     def prepare(self, log: Application[UUID]) -> None:
         """No side tables in memory."""
 
+    def heal(self, log: Application[UUID]) -> None:
+        """Nothing to heal: no connections are kept across a fault."""
+
     def worker_guard(self) -> WorkerGuard:
         return NoGuard()
 

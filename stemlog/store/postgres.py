@@ -94,6 +94,7 @@ def _listen(
     assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
     settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
     log_channel = recorder.channel_name
+    own = getattr(recorder, "origin", None)
     delay = _LISTEN_BACKOFF
     while not stopped():
         try:
@@ -105,6 +106,8 @@ def _listen(
                 anyio.from_thread.run_sync(on_ready)
                 while not stopped():
                     for notify in connection.notifies(timeout=0.25):
+                        if notify.payload == own:
+                            continue  # this process's own append: it knows already
                         hint = on_ready if notify.channel == READY_CHANNEL else on_log
                         anyio.from_thread.run_sync(hint)
         except psycopg.Error as error:
@@ -221,11 +224,11 @@ class PostgresBackend:
             "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", "8"),
             "POSTGRES_LOCK_TIMEOUT": query.get("lock_timeout", "10"),
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
-            # A pooled connection is checked before use, so one a server restart
-            # killed is replaced instead of failing a call; a checkout waits this
-            # long for a connection while the server is away (eventsourcing tries
-            # ten times), and the store's own retries take over from there.
-            "POSTGRES_PRE_PING": "y",
+            # No ping before each use (a round trip per call): a call on a
+            # connection a restart killed fails, the store drops the pool's dead
+            # connections (heal) and tries again. A checkout waits this long for
+            # a connection while the server is away, and the store's own retries
+            # take over from there.
             "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", "2"),
         }
         if "schema" in query:
@@ -264,6 +267,14 @@ class PostgresBackend:
 
     def prepare(self, log: Application[UUID]) -> None:
         """The recorder creates its tables (the log, the run index) and functions."""
+
+    def heal(self, log: Application[UUID]) -> None:
+        """Test the pool's idle connections and replace the dead ones (after a call
+        failed on one: the server restarted, or dropped it)."""
+        recorder = log.recorder
+        assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
+        with contextlib.suppress(psycopg.Error):
+            recorder.datastore.pool.check()
 
     def worker_guard(self) -> WorkerGuard:
         return NoGuard()  # any number of worker processes share a database

@@ -6,7 +6,8 @@ follower never skips a fact — eventsourcing's own ``POSTGRES_ENABLE_DB_FUNCTIO
 path does not take it), inserts the facts, settles the run index with the
 rules of :func:`stemlog.store.index.settle`, and notifies: the log's channel
 (followers read on) and, when the append left a run that any worker may claim
-now, the ready channel (idle workers claim). Every other index statement is a
+now, the ready channel (idle workers claim) — with this process's ``origin``
+as payload, so a process ignores the hints of its own appends. Every other index statement is a
 single autocommitted statement too: a claim of a batch, a renewal of every
 claim of a worker, a read.
 
@@ -17,6 +18,7 @@ store retries on its own, with backoff, up to the app's ``store_timeout``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,7 +62,7 @@ _APPEND = """
 CREATE OR REPLACE FUNCTION {append}(
     events {event_type}[], e_run text[], e_version bigint[], e_served text[], e_ready bigint[],
     e_waiting text[], e_mode text[], e_child text[], e_parent text[], e_parent_topic text[],
-    owner text, claim_until bigint, now_at bigint, inserting boolean,
+    owner text, claim_until bigint, now_at bigint, inserting boolean, origin text,
     OUT ids bigint[], OUT held text[], OUT claimable boolean)
 LANGUAGE plpgsql SET lock_timeout = {lock_timeout} AS $BODY$
 DECLARE
@@ -81,7 +83,7 @@ BEGIN
             SELECT originator_id, originator_version, topic, state FROM unnest(events)
             RETURNING notification_id)
         SELECT array_agg(notification_id ORDER BY notification_id) INTO ids FROM inserted;
-        NOTIFY {channel};
+        PERFORM pg_notify({channel}, origin);
     ELSE
         LOCK TABLE {events_table} IN EXCLUSIVE MODE;
     END IF;
@@ -148,7 +150,7 @@ BEGIN
         END IF;
     END LOOP;
     IF claimable THEN
-        NOTIFY {ready_channel};
+        PERFORM pg_notify({ready_channel}, origin);
     END IF;
 END;
 $BODY$
@@ -157,7 +159,7 @@ $BODY$
 _CALL_APPEND = (
     "SELECT ids, held, claimable FROM {append}(%s::{event_type}[], %s::text[], %s::bigint[], "
     "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text, %s::bigint, %s::bigint, %s::boolean)"
+    "%s::text, %s::bigint, %s::bigint, %s::boolean, %s::text)"
 )
 
 _CLAIM = """
@@ -190,6 +192,8 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        self.origin = os.urandom(8).hex()
+        """This process's name in its NOTIFY payloads (its own hints are not news to it)."""
         self._names: dict[str, Composed | Identifier | Literal] = {
             "index": _qualified(datastore, INDEX_TABLE),
             "meta": _qualified(datastore, "stemlog_run_index_meta"),
@@ -197,8 +201,8 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
             "append": _qualified(datastore, "stemlog_append"),
             "event_type": _qualified(datastore, self.stored_event_type_name),
             "events_table": _qualified(datastore, self.events_table_name),
-            "channel": Identifier(self.channel_name),
-            "ready_channel": Identifier(READY_CHANNEL),
+            "channel": Literal(self.channel_name),
+            "ready_channel": Literal(READY_CHANNEL),
             "lock_timeout": Literal(f"{datastore.lock_timeout}s"),
         }
         for statement in (*_DDL, _APPEND):
@@ -268,6 +272,7 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
             claim_until,
             now,
             inserting,
+            self.origin,
         )
         row = self._fetch(self._call_append, params)[0]
         return AppendResult(list(row["ids"] or []), frozenset(row["held"] or ()),

@@ -228,6 +228,9 @@ class SQLiteBackend:
         assert isinstance(recorder, IndexedSQLiteRecorder), "a SQLite store's recorder"
         recorder.check_writable()
 
+    def heal(self, log: Application[UUID]) -> None:
+        """Nothing to heal: no connections are kept across a fault."""
+
     def worker_guard(self) -> WorkerGuard:
         return WorkerLock(self.path)
 
