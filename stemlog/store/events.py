@@ -110,6 +110,9 @@ class RunStore:
         """The worker whose claims this process's appends take and give up."""
         self.lease = timedelta(seconds=30)
         self.limiter = CapacityLimiter(4)
+        """Threads for reads and claims."""
+        self.write_limiter = CapacityLimiter(1)
+        """The thread for appends (one at a time: group commit), apart from the readers."""
         self._queue: list[_Submission] = []
         self._writing = False
         self._quiet = 0
@@ -297,7 +300,9 @@ class RunStore:
         """A tracking recorder (a read model's tables) in the log's own database."""
         return cast(R, self.log.factory.tracking_recorder(recorder_class))
 
-    async def blocking(self, function: Callable[..., T], *args: Any) -> T:
+    async def blocking(
+        self, function: Callable[..., T], *args: Any, limiter: CapacityLimiter | None = None
+    ) -> T:
         """Run a blocking store call: in a worker thread, or inline for ``memory://``
         (in-memory calls are pure CPU work, so a thread would only add a hop).
 
@@ -314,7 +319,9 @@ class RunStore:
                 if self.backend.inline_calls:
                     result = function(*args)
                 else:
-                    result = await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
+                    result = await anyio.to_thread.run_sync(
+                        function, *args, limiter=limiter or self.limiter
+                    )
             except Exception as error:
                 fault = classify(error)
                 if fault is None:
@@ -432,7 +439,7 @@ class RunStore:
                     if classify(error) is None:
                         raise
                     # The store is away or refusing: go the way that waits and retries.
-            await self.blocking(self._write, batch)
+            await self.blocking(self._write, batch, limiter=self.write_limiter)
             # Nobody joined or queued while this lone write was away: quiet.
             alone = len(batch) == 1 and not self._queue
             self._quiet = self._quiet + 1 if alone else 0
@@ -543,6 +550,7 @@ class RunStore:
 
     def close(self) -> None:
         """Close the database connections."""
+        self.index.close_writer()
         self.log.close()
 
 

@@ -322,3 +322,7 @@ class IndexedRecorder(Protocol):
     def mark_backfilled(self) -> None:
         """Record that the index holds every unfinished run."""
         ...
+
+    def close_writer(self) -> None:
+        """Close what appends hold of their own (the store closes)."""
+        ...

@@ -103,6 +103,9 @@ class IndexedPOPORecorder(POPOApplicationRecorder):
     def mark_backfilled(self) -> None:
         """Nothing to record."""
 
+    def close_writer(self) -> None:
+        """Appends use the store's own connections: nothing of their own to close."""
+
     def select_events(
         self,
         originator_id: UUID | str,

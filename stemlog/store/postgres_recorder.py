@@ -19,10 +19,12 @@ store retries on its own, with backoff, up to the app's ``store_timeout``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import Notification, StoredEvent
+import psycopg
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
@@ -193,6 +195,8 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.origin = os.urandom(8).hex()
+        self._writer: psycopg.Connection[Any] | None = None
+        self._writer_lock = threading.Lock()
         """This process's name in its NOTIFY payloads (its own hints are not news to it)."""
         self._names: dict[str, Composed | Identifier | Literal] = {
             "index": _qualified(datastore, INDEX_TABLE),
@@ -274,7 +278,7 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
             inserting,
             self.origin,
         )
-        row = self._fetch(self._call_append, params)[0]
+        row = self._write(self._call_append, params)
         return AppendResult(list(row["ids"] or []), frozenset(row["held"] or ()),
                             bool(row["claimable"]))  # fmt: skip
 
@@ -352,6 +356,43 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
     def mark_backfilled(self) -> None:
         self._fetch(self._sql("INSERT INTO {meta} (backfilled) SELECT 1 WHERE NOT EXISTS "
                               "(SELECT 1 FROM {meta})"), ())  # fmt: skip
+
+    def _write(self, statement: Composed, params: Any) -> Any:
+        """The append on the writer's own connection (appends never wait for a pooled
+        connection behind reads, and keep their prepared statement); made again when
+        a fault broke it."""
+        with self._writer_lock:
+            connection = self._writer
+            try:
+                if connection is None or connection.closed:
+                    connection = self._writer = self._connect_writer()
+                with connection.cursor() as cursor:
+                    cursor.execute(statement, params, prepare=True)
+                    return cursor.fetchone()
+            except psycopg.IntegrityError as error:
+                raise IntegrityError(str(error)) from error
+            except psycopg.Error:
+                if connection is not None and connection.broken:
+                    self._writer = None
+                    connection.close()
+                raise
+
+    def _connect_writer(self) -> psycopg.Connection[Any]:
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
+        timeout = self.datastore.pool.timeout
+        connection = psycopg.connect(autocommit=True, connect_timeout=max(int(timeout), 1),
+                                     **kwargs)  # fmt: skip
+        idle = int(self.datastore.idle_in_transaction_session_timeout * 1000)
+        connection.execute(f"SET idle_in_transaction_session_timeout = '{idle}ms'")
+        return connection
+
+    def close_writer(self) -> None:
+        """Close the writer's connection (the store closes)."""
+        with self._writer_lock:
+            connection, self._writer = self._writer, None
+        if connection is not None:
+            connection.close()
 
     def _fetch(self, statement: Composed, params: Any) -> list[Any]:
         """One autocommitted statement (no BEGIN, no ROLLBACK), its rows."""

@@ -208,6 +208,9 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
             cursor.execute(f"DELETE FROM {_META_TABLE}")
             cursor.execute(f"INSERT INTO {_META_TABLE} (backfilled) VALUES (1)")
 
+    def close_writer(self) -> None:
+        """Appends use the store's own connections: nothing of their own to close."""
+
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(sql, params)
