@@ -26,7 +26,7 @@ from projections.projector import Projector
 from projections.view import RunsView
 from projections.views.memory import POPORunsView
 from projections.views.sqlite import SQLiteRunsView
-from stemlog.store.base import LogReader, UnreadableFact
+from stemlog.store.base import LogReader, PartitionedLog, UnreadableFact
 
 Progress = Callable[[int, int], None]
 """Called with (position reached, target position) after each page."""
@@ -40,7 +40,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 @final
 @dataclass(frozen=True, slots=True)
 class RebuildResult:
-    """How a rebuild went."""
+    """How a rebuild went: the position reached (with several partitions, the sum of
+    theirs), the facts applied, the time it took."""
 
     position: int
     events: int
@@ -61,23 +62,38 @@ class Difference:
     rebuilt: tuple[Any, ...] | None
 
 
-def _replay(projector: Projector, stop: int, progress: Progress | None) -> RebuildResult:
+def _projectors(log: PartitionedLog, view: RunsView) -> list[Projector]:
+    view.partitions = log.partitions
+    return [Projector(log.partition(p), view, REBUILD_PAGE, p) for p in range(log.partitions)]
+
+
+def _replay(
+    projectors: list[Projector], stops: list[int], progress: Progress | None
+) -> RebuildResult:
+    """Apply each partition's pages up to its stop (progress over all of them)."""
     started = time.perf_counter()
-    first = projector.view.position()
-    while (page := projector.apply_page(stop)) is not None:
-        if progress is not None:
-            progress(page.position, stop)
-    position = projector.view.position()
-    return RebuildResult(position, position - first, time.perf_counter() - started)
+    view = projectors[0].view
+    firsts = [view.position(p.partition) for p in projectors]
+    total, done = sum(stops) - sum(firsts), 0
+    for projector, first in zip(projectors, firsts, strict=True):
+        reached = first
+        while (page := projector.apply_page(stops[projector.partition])) is not None:
+            done += page.position - reached
+            reached = page.position
+            if progress is not None:
+                progress(sum(firsts) + done, sum(firsts) + total)
+    positions = [view.position(p.partition) for p in projectors]
+    return RebuildResult(sum(positions), sum(positions) - sum(firsts),
+                         time.perf_counter() - started)  # fmt: skip
 
 
 def rebuild(
-    log: LogReader, view: RunsView, progress: Progress | None = None
+    log: PartitionedLog, view: RunsView, progress: Progress | None = None
 ) -> RebuildResult:
     """Drop the models and replay the log from position 0 up to its head now."""
     view.clear()
-    projector = Projector(log, view, page_size=REBUILD_PAGE)
-    return _replay(projector, projector.head(), progress)
+    projectors = _projectors(log, view)
+    return _replay(projectors, [p.head() for p in projectors], progress)
 
 
 def position_at(log: LogReader, moment: datetime) -> int:
@@ -98,17 +114,18 @@ def position_at(log: LogReader, moment: datetime) -> int:
     return bisect.bisect_right(positions, moment, key=timestamp)
 
 
-def scratch_view(path: Path) -> SQLiteRunsView:
-    """Empty models in a new SQLite file."""
+def scratch_view(path: Path, partitions: int = 1) -> SQLiteRunsView:
+    """Empty models in a new SQLite file (following a log of ``partitions``)."""
     datastore = SQLiteDatastore(str(path))
     view = SQLiteRunsView(datastore)
+    view.partitions = partitions
     view.create_table()
     view.ensure_models()
     return view
 
 
 def rebuild_as_of(
-    log: LogReader,
+    log: PartitionedLog,
     into: Path,
     *,
     position: int | None = None,
@@ -117,38 +134,49 @@ def rebuild_as_of(
 ) -> RebuildResult:
     """Build the models as they stood at ``position`` (or ``moment``) into the file ``into``.
 
+    A position names a point of a log of one partition; a partitioned log is
+    audited as of a time (each partition up to its last fact at that time).
+
     Raises:
         FileExistsError: ``into`` exists already (an audit copy is never overwritten).
+        ValueError: a position on a log of several partitions.
     """
     if into.exists():
         raise FileExistsError(f"{into} exists; choose a new file for the audit copy")
-    if position is None:
-        position = position_at(log, moment) if moment is not None else None
-    view = scratch_view(into)
+    if position is not None and log.partitions > 1:
+        raise ValueError(f"a position names a point of a log of one partition; this log has "
+                         f"{log.partitions}: give a time instead")  # fmt: skip
+    view = scratch_view(into, log.partitions)
     try:
-        projector = Projector(log, view, page_size=REBUILD_PAGE)
-        target = projector.head() if position is None else min(position, projector.head())
-        return _replay(projector, target, progress)
+        projectors = _projectors(log, view)
+        heads = [p.head() for p in projectors]
+        if moment is not None and position is None:
+            at = [position_at(p.log, moment) for p in projectors]
+            stops = [min(found, head) for found, head in zip(at, heads, strict=True)]
+        else:
+            stops = [head if position is None else min(position, head) for head in heads]
+        return _replay(projectors, stops, progress)
     finally:
         view.datastore.close()
 
 
 def verify(
-    log: LogReader, live: RunsView, progress: Progress | None = None
+    log: PartitionedLog, live: RunsView, progress: Progress | None = None
 ) -> list[Difference]:
-    """Rebuild into a scratch store up to the live models' position and compare every row."""
+    """Rebuild into a scratch store up to the live models' positions and compare every row."""
+    live.partitions = log.partitions
     snapshot = live.dump()
-    position = int(snapshot.pop("position")[0][0])
+    stops = [int(row[0]) for row in snapshot.pop("position")]
     if isinstance(live, POPORunsView):
         scratch: RunsView = POPORunsView()
-        _replay(Projector(log, scratch, page_size=REBUILD_PAGE), position, progress)
+        _replay(_projectors(log, scratch), stops, progress)
         rebuilt_memory = scratch.dump()
         rebuilt_memory.pop("position")
         return _compare(snapshot, rebuilt_memory)
     with tempfile.TemporaryDirectory(prefix="stemlog-verify-") as folder:
-        view = scratch_view(Path(folder) / "scratch.db")
+        view = scratch_view(Path(folder) / "scratch.db", log.partitions)
         try:
-            _replay(Projector(log, view, page_size=REBUILD_PAGE), position, progress)
+            _replay(_projectors(log, view), stops, progress)
             rebuilt = view.dump()
         finally:
             view.datastore.close()

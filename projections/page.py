@@ -19,6 +19,7 @@ from typing import final
 from projections.runs import RunRow, row_of, state_of
 from projections.step_stats import StepStats
 from projections.workflow_stats import WorkflowStats
+from stemlog.clock import to_micros
 from stemlog.model.facts import FACT_TYPES, RunStarted, StepCompleted, StepFailed
 from stemlog.model.fold import evolve, start_state
 from stemlog.model.records import RunStatus
@@ -126,7 +127,7 @@ def _fold_one(
         raise ValueError(f"cannot be read ({fact.topic}): {fact.error}")
     if isinstance(fact, RunStarted):
         started = start_state(fact)
-        states[run_id] = (started, logged.position)
+        states[run_id] = (started, start_seq(logged))
         if delta is not None:
             delta.moved(started, None)
         return
@@ -144,6 +145,25 @@ def _fold_one(
         delta.step(state.workflow, fact.step).account(fact, step_started_at)
     if state.status is not status:
         delta.moved(state, status)
+
+
+PARTITION_BITS = 6
+"""Room for 64 partitions in a ``seq`` (see :func:`start_seq`)."""
+
+
+def start_seq(logged: LoggedFact) -> int:
+    """Where the run a ``RunStarted`` starts goes in ``list_runs`` (its row's ``seq``).
+
+    In a log of one partition: the fact's position, the order of the commits.
+    Across partitions there is no common commit order, so the start time is the
+    order: its microseconds, shifted to make room for the partition's number
+    (runs started in the same microsecond of one partition are ordered by id).
+    """
+    if logged.partitions == 1:
+        return logged.position
+    fact = logged.fact
+    micros = 0 if isinstance(fact, UnreadableFact) else to_micros(fact.timestamp)
+    return (micros << PARTITION_BITS) | logged.partition
 
 
 def _row(state: RunState, seq: int) -> RunRow:
@@ -180,7 +200,7 @@ def _blocked_row(
         return replace(row_of(state, seq, schedule=False), blocked=reason)
     moment = datetime(1970, 1, 1, tzinfo=UTC)
     return RunRow(
-        run_id=run_id, seq=bad.position, workflow="?", kind="flow", version=0,
+        run_id=run_id, seq=start_seq(bad), workflow="?", kind="flow", version=0,
         status=RunStatus.RUNNING, params={}, created_at=moment, updated_at=moment,
         position=0, parent_run_id=None, ttl=None, result=None, error=None,
         current_step=None, wait_topic=None, wake_at=None, deadline=None, retry_at=None,

@@ -35,10 +35,14 @@ class PageResult:
 class Projector:
     """Applies the log to a view (blocking calls: run them in a thread)."""
 
-    def __init__(self, log: LogReader, view: RunsView, page_size: int = 1000) -> None:
+    def __init__(
+        self, log: LogReader, view: RunsView, page_size: int = 1000, partition: int = 0
+    ) -> None:
         self.log = log
         self.view = view
         self.page_size = page_size
+        self.partition = partition
+        """The partition of the log ``log`` reads (its position is tracked apart)."""
         self._known: int | None = None
         """The position this projector last wrote (the view's, unless another moved it:
         then the page's compare-and-set fails and the position is read again)."""
@@ -49,7 +53,7 @@ class Projector:
 
     def lag(self) -> int:
         """How many facts the view is behind the log."""
-        return self.head() - self.view.position()
+        return self.head() - self.view.position(self.partition)
 
     def apply_page(self, stop: int | None = None) -> PageResult | None:
         """Apply the next page of facts (up to ``stop``); ``None`` when caught up.
@@ -59,7 +63,7 @@ class Projector:
         """
         expected = self._known
         if expected is None or (stop is not None and expected >= stop):
-            expected = self.view.position()  # nothing to do, it seems: make sure
+            expected = self.view.position(self.partition)  # nothing to do, it seems: check
         if stop is not None and expected >= stop:
             self._known = expected
             return None
@@ -76,7 +80,7 @@ class Projector:
         rows, stats = fold_page(page, previous)
         last = page[-1].position
         try:
-            self.view.write_page(rows, expected, last, stats, previous)
+            self.view.write_page(rows, expected, last, stats, previous, self.partition)
         except PositionConflictError:
             self._known = None
             raise

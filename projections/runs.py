@@ -26,9 +26,10 @@ from stemlog.model.state_codec import state_from_json, state_to_json
 class RunRow:
     """One row of the ``runs`` model.
 
-    ``seq`` is the log position of the run's ``RunStarted`` (the order of
-    ``list_runs``); ``attempts`` is the current step's attempt (0 when no step
-    is current); ``due_at`` is :func:`stemlog.model.schedule.next_due`;
+    ``seq`` is the run's place in ``list_runs`` (see
+    :func:`projections.page.start_seq`: its ``RunStarted``'s position in a log
+    of one partition, its start time across partitions); ``attempts`` is the current step's
+    attempt (0 when no step is current); ``due_at`` is :func:`stemlog.model.schedule.next_due`;
     ``state`` is the run's state without its ledger, params and result (which
     are columns of their own).
     """

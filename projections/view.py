@@ -20,9 +20,11 @@ from projections.runs import RunRow
 from projections.step_stats import StepStats
 from projections.workflow_stats import WorkflowStats
 from stemlog.model.records import RunStatus
+from stemlog.store.base import partition_name
 
-APPLICATION_NAME = "stemlog"
-"""The upstream application name the views track."""
+APPLICATION_NAME = partition_name(0)
+"""The upstream application the views track (of partition 0; partition ``k``'s
+position is tracked under :func:`~stemlog.store.base.partition_name` ``(k)``)."""
 
 
 class PositionConflictError(Exception):
@@ -38,6 +40,9 @@ class RunsQuery:
     status: RunStatus | None = None
     limit: int = 100
     after_seq: int | None = None
+    after_run_id: str | None = None
+    """With ``after_seq``: the anchor's run id (runs of one ``seq`` are ordered by id);
+    ``None``: after every run of that ``seq``."""
     expired_before: datetime | None = None
     """Leave out runs whose ``expires_at`` is at or before this time (``None``: keep all)."""
 
@@ -45,8 +50,11 @@ class RunsQuery:
 class RunsView(Protocol):
     """The read side the engine and status queries use (blocking; run in threads)."""
 
-    def position(self) -> int:
-        """The last notification id applied (0 before any)."""
+    partitions: int
+    """How many partitions of the log the view follows (one position each)."""
+
+    def position(self, partition: int = 0) -> int:
+        """The last notification id of a partition applied (0 before any)."""
         ...
 
     def load_rows(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
@@ -64,10 +72,14 @@ class RunsView(Protocol):
         last: int,
         stats: StatsDelta | None = None,
         previous: Mapping[str, RunRow] | None = None,
+        partition: int = 0,
     ) -> None:
-        """Store changed rows and stats, and move the position from ``expected`` to
-        ``last``, atomically. ``previous`` (the rows as they were before the
-        page, runs the page started absent) spares deleting what never existed.
+        """Store changed rows and stats, and move the partition's position from
+        ``expected`` to ``last``, atomically. ``previous`` (the rows as they were
+        before the page, runs the page started absent) spares deleting what never
+        existed. Projectors of different partitions may write at once: they touch
+        different runs, and the stats rows they share are locked in the page's
+        transaction.
 
         Raises:
             PositionConflictError: the position is not ``expected`` any more.

@@ -2,7 +2,8 @@
 
 ``store_url`` yields a fresh store per test: ``memory://``, a SQLite file in
 ``tmp_path``, and, when ``STEMLOG_TEST_POSTGRES`` holds a DSN, a fresh schema in
-that PostgreSQL database (dropped afterwards).
+that PostgreSQL database (dropped afterwards) — once with the log in one
+partition, once in four.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _postgres_schema_url() -> Iterator[str]:
+def _postgres_schema_url(partitions: int | None = None) -> Iterator[str]:
     import psycopg
 
     assert POSTGRES_DSN is not None
@@ -30,14 +31,16 @@ def _postgres_schema_url() -> Iterator[str]:
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in POSTGRES_DSN else "?"
+    split = "" if partitions is None else f"&partitions={partitions}"
     try:
-        yield f"{POSTGRES_DSN}{separator}schema={schema}&pool_size=2"
+        yield f"{POSTGRES_DSN}{separator}schema={schema}&pool_size=2{split}"
     finally:
         with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def make_store_url(kind: str, tmp_path: Path) -> Iterator[str]:
+    """``memory``, ``sqlite``, ``postgres`` (one partition) or ``postgres4`` (four)."""
     if kind == "memory":
         yield "memory://"
     elif kind == "sqlite":
@@ -45,27 +48,30 @@ def make_store_url(kind: str, tmp_path: Path) -> Iterator[str]:
     else:
         if POSTGRES_DSN is None:
             pytest.skip("STEMLOG_TEST_POSTGRES is not set")
-        yield from _postgres_schema_url()
+        yield from _postgres_schema_url(4 if kind == "postgres4" else None)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+_POSTGRES = [pytest.param(kind, marks=pytest.mark.postgres) for kind in ("postgres", "postgres4")]
+"""PostgreSQL with one partition and with four: every test of a store runs on both."""
+
+
+@pytest.fixture(params=["memory", "sqlite", *_POSTGRES])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Every store; a fresh one per test."""
     yield from make_store_url(str(request.param), tmp_path)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", *_POSTGRES])
 def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The stores that outlive an app (for restart tests)."""
     yield from make_store_url(str(request.param), tmp_path)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema (skips without ``STEMLOG_TEST_POSTGRES``)."""
-    if POSTGRES_DSN is None:
-        pytest.skip("STEMLOG_TEST_POSTGRES is not set")
-    yield from _postgres_schema_url()
+@pytest.fixture(params=["postgres", "postgres4"])
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh PostgreSQL schema, with one partition and with four (skips without
+    ``STEMLOG_TEST_POSTGRES``)."""
+    yield from make_store_url(str(request.param), tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -16,10 +16,11 @@ from projections.page import StatsDelta
 from projections.runs import RunRow
 from projections.step_stats import StepStats
 from projections.timers import timer_due
-from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
+from projections.view import PositionConflictError, RunsQuery
 from projections.watchers import watcher_topic
 from projections.workflow_stats import WorkflowStats
 from stemlog.model.children import CHILD_TOPIC_PREFIX
+from stemlog.store.base import partition_name
 
 
 class POPORunsView(POPOTrackingRecorder):
@@ -27,6 +28,7 @@ class POPORunsView(POPOTrackingRecorder):
 
     def __init__(self) -> None:
         super().__init__()
+        self.partitions = 1
         self._rows: dict[str, RunRow] = {}
         self._order: list[tuple[int, str]] = []
         self._watchers: dict[str, dict[str, None]] = {}
@@ -34,8 +36,8 @@ class POPORunsView(POPOTrackingRecorder):
         self._step_stats: dict[tuple[str, str], StepStats] = {}
         self._workflow_stats: dict[tuple[str, str], WorkflowStats] = {}
 
-    def position(self) -> int:
-        return self.max_tracking_id(APPLICATION_NAME) or 0
+    def position(self, partition: int = 0) -> int:
+        return self.max_tracking_id(partition_name(partition)) or 0
 
     def load_rows(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
         with self._database_lock:
@@ -52,16 +54,18 @@ class POPORunsView(POPOTrackingRecorder):
         last: int,
         stats: StatsDelta | None = None,
         previous: Mapping[str, RunRow] | None = None,
+        partition: int = 0,
     ) -> None:
+        name = partition_name(partition)
         with self._database_lock:
-            if (self._max_tracking_ids[APPLICATION_NAME] or 0) != expected:
+            if (self._max_tracking_ids[name] or 0) != expected:
                 raise PositionConflictError
             for row in rows:
                 self._put(row)
             if stats is not None:
                 self._merge_stats(stats)
-            self._assert_tracking_uniqueness(Tracking(APPLICATION_NAME, last))
-            self._insert_tracking(Tracking(APPLICATION_NAME, last))
+            self._assert_tracking_uniqueness(Tracking(name, last))
+            self._insert_tracking(Tracking(name, last))
 
     def _put(self, row: RunRow) -> None:
         old = self._rows.get(row.run_id)
@@ -105,7 +109,8 @@ class POPORunsView(POPOTrackingRecorder):
                 "timers": sorted((r, at) for r, at in self._timers.items()),
                 "step_stats": [astuple(v) for _, v in sorted(self._step_stats.items())],
                 "workflow_stats": [astuple(v) for _, v in sorted(self._workflow_stats.items())],
-                "position": [(self._max_tracking_ids[APPLICATION_NAME] or 0,)],
+                "position": [(self._max_tracking_ids[partition_name(p)] or 0,)
+                             for p in range(self.partitions)],
             }
 
     def get_row(self, run_id: str) -> RunRow | None:
@@ -116,7 +121,8 @@ class POPORunsView(POPOTrackingRecorder):
         with self._database_lock:
             start = 0
             if query.after_seq is not None:
-                start = bisect.bisect_right(self._order, (query.after_seq, "\uffff"))
+                anchor = query.after_run_id if query.after_run_id is not None else "\uffff"
+                start = bisect.bisect_right(self._order, (query.after_seq, anchor))
             found: list[RunRow] = []
             for _, run_id in self._order[start:]:
                 row = self._rows[run_id]
@@ -176,7 +182,8 @@ class POPORunsView(POPOTrackingRecorder):
             self._timers.clear()
             self._step_stats.clear()
             self._workflow_stats.clear()
-            self._max_tracking_ids.pop(APPLICATION_NAME, None)
+            for partition in range(self.partitions):
+                self._max_tracking_ids.pop(partition_name(partition), None)
 
     def close(self) -> None:
         """Nothing to release in memory."""

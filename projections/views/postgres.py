@@ -38,6 +38,12 @@ class PostgresRunsView(SQLRunsView, PostgresTrackingRecorder):
     def transaction(self, *, commit: bool) -> Any:
         return self.datastore.transaction(commit=commit)
 
+    def _lock_stats(self, cursor: Any) -> None:
+        """A transaction-scoped advisory lock: the stats rows are read, merged and
+        written by one partition's projector at a time."""
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                       (f"{self.datastore.schema}.stemlog_stats",))  # fmt: skip
+
     def _select(self, template: str, params: Sequence[Any] = ()) -> list[Any]:
         """One read in autocommit: a round trip, no ``BEGIN`` and ``ROLLBACK`` around it."""
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:

@@ -15,11 +15,12 @@ from projections.page import StatsDelta
 from projections.runs import RunRow
 from projections.step_stats import StepStats
 from projections.timers import timer_due
-from projections.view import APPLICATION_NAME, PositionConflictError, RunsQuery
+from projections.view import PositionConflictError, RunsQuery
 from projections.views import schema
 from projections.watchers import watcher_topic
 from projections.workflow_stats import WorkflowStats
 from stemlog.model.children import CHILD_TOPIC_PREFIX
+from stemlog.store.base import partition_name
 
 _NEW: Any = object()
 """Marks a run the page started: it has no rows elsewhere to delete."""
@@ -32,6 +33,12 @@ def record_values(record: Any) -> tuple[Any, ...]:
 
 class SQLRunsView:
     """The queries; a backend supplies ``_sql`` and ``_transaction``."""
+
+    partitions = 1
+
+    def _lock_stats(self, cursor: Any) -> None:
+        """Make projectors of different partitions take turns on the stats rows they
+        share, in the page's transaction (SQLite's write lock does it already)."""
 
     def render(self, template: str) -> Any:
         raise AssertionError("implemented by each backend")  # pragma: no cover
@@ -64,9 +71,9 @@ class SQLRunsView:
                 cursor.execute(self.render(f"DROP TABLE IF EXISTS {{{table}}}"))
             for statement in schema.CREATE:
                 cursor.execute(self.render(statement))
-            cursor.execute(
+            cursor.executemany(
                 self.render("DELETE FROM {tracking} WHERE application_name = ?"),
-                (APPLICATION_NAME,),
+                [(partition_name(p),) for p in range(self.partitions)],
             )
         self._write_versions()
 
@@ -79,10 +86,10 @@ class SQLRunsView:
 
     # -- writing ----------------------------------------------------------------
 
-    def position(self) -> int:
+    def position(self, partition: int = 0) -> int:
         rows = self._select(
             "SELECT notification_id FROM {tracking} WHERE application_name = ?",
-            (APPLICATION_NAME,),
+            (partition_name(partition),),
         )
         return int(rows[0]["notification_id"]) if rows else 0
 
@@ -103,9 +110,11 @@ class SQLRunsView:
         last: int,
         stats: StatsDelta | None = None,
         previous: Mapping[str, RunRow] | None = None,
+        partition: int = 0,
     ) -> None:
         with self.transaction(commit=True) as cursor:
-            cursor.execute(self.render(schema.CAS_TRACKING), (APPLICATION_NAME, last, expected))
+            name = partition_name(partition)
+            cursor.execute(self.render(schema.CAS_TRACKING), (name, last, expected))
             if cursor.fetchone() is None:
                 raise PositionConflictError
             if rows:
@@ -145,6 +154,8 @@ class SQLRunsView:
 
     def _write_stats(self, cursor: Any, delta: StatsDelta) -> None:
         # Read-modify-write inside the page's transaction: one projector at a time.
+        if delta.steps or delta.workflows:
+            self._lock_stats(cursor)
         steps = self._merged_steps(cursor, list(delta.steps.values()))
         if steps:
             cursor.executemany(self.render(schema.UPSERT_STEP_STATS), steps)
@@ -206,7 +217,10 @@ class SQLRunsView:
 
     def list_rows(self, query: RunsQuery) -> list[RunRow]:
         clauses: list[str] = ["seq > ?"]
-        params: list[Any] = [query.after_seq or 0]
+        params: list[Any] = [query.after_seq if query.after_seq is not None else -1]
+        if query.after_seq is not None and query.after_run_id is not None:
+            clauses = ["(seq > ? OR (seq = ? AND run_id > ?))"]
+            params = [query.after_seq, query.after_seq, query.after_run_id]
         if query.workflow is not None:
             clauses.append("workflow = ?")
             params.append(query.workflow)
@@ -217,7 +231,7 @@ class SQLRunsView:
             clauses.append("(expires_at IS NULL OR expires_at > ?)")
             params.append(schema.micros(query.expired_before))
         params.append(query.limit)
-        sql = f"SELECT * FROM {{runs}} WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
+        sql = f"SELECT * FROM {{runs}} WHERE {' AND '.join(clauses)} ORDER BY seq, run_id LIMIT ?"
         return [schema.record_to_row(record) for record in self._select(sql, params)]
 
     def waiting_on(self, topic: str) -> list[str]:
@@ -275,12 +289,17 @@ class SQLRunsView:
             for table, order in orders.items():
                 cursor.execute(self.render(f"SELECT * FROM {{{table}}} ORDER BY {order}"))
                 dumped[table] = [record_values(record) for record in cursor.fetchall()]
-            cursor.execute(
-                self.render("SELECT notification_id FROM {tracking} WHERE application_name = ?"),
-                (APPLICATION_NAME,),
-            )
-            record = cursor.fetchone()
-        dumped["position"] = [(0 if record is None else int(record["notification_id"]),)]
+            positions = []
+            for partition in range(self.partitions):
+                cursor.execute(
+                    self.render(
+                        "SELECT notification_id FROM {tracking} WHERE application_name = ?"
+                    ),
+                    (partition_name(partition),),
+                )
+                record = cursor.fetchone()
+                positions.append((0 if record is None else int(record["notification_id"]),))
+        dumped["position"] = positions
         return dumped
 
     def _begin_snapshot(self, cursor: Any) -> None:

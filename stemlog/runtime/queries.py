@@ -64,12 +64,15 @@ class Queries:
     ) -> list[RunView]:
         wanted = None if status is None else RunStatus(status)
         await self._views.catch_up()
-        after_seq = None
+        after_seq: int | None = None
+        after_run_id: str | None = None
         if after is not None:
             anchor = await self._views.call(self._views.view.get_row, after)
-            after_seq = None if anchor is None else anchor.seq
+            if anchor is not None:
+                after_seq, after_run_id = anchor.seq, anchor.run_id
         expired_before = None if include_expired else self._clock.now()
-        query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq, expired_before)
+        query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq, after_run_id,
+                          expired_before)  # fmt: skip
         rows = await self._views.call(self._views.view.list_rows, query)
         return await self._to_views(rows)
 

@@ -39,10 +39,12 @@ class ReadModels:
         self._views = views
 
     async def status(self) -> list[ModelStatus]:
-        """Name, version, position and lag of every model (they share one position)."""
-        projector = self._views.projector
-        position = await self._views.call(projector.view.position)
-        head = await self._views.call(projector.head)
+        """Name, version, position and lag of every model (they share their positions;
+        with several partitions, the sums over them)."""
+        position = head = 0
+        for projector in self._views.projectors:
+            position += await self._views.call(projector.view.position, projector.partition)
+            head += await self._views.call(projector.head)
         return [
             ModelStatus(name, version, position, head - position)
             for name, version in MODEL_VERSIONS.items()
@@ -50,11 +52,9 @@ class ReadModels:
 
     async def rebuild(self, progress: Progress | None = None) -> RebuildResult:
         """Drop every model and replay the log from position 0."""
-        projector = self._views.projector
-        async with self._views.lock:
-            return await anyio.to_thread.run_sync(
-                audit.rebuild, projector.log, projector.view, progress
-            )
+        views = self._views
+        async with views.lock:
+            return await anyio.to_thread.run_sync(audit.rebuild, views.store, views.view, progress)
 
     async def rebuild_as_of(
         self,
@@ -69,7 +69,7 @@ class ReadModels:
         Raises:
             FileExistsError: ``into`` exists already.
         """
-        log = self._views.projector.log
+        log = self._views.store
 
         def build() -> RebuildResult:
             return audit.rebuild_as_of(
@@ -80,6 +80,6 @@ class ReadModels:
 
     async def verify(self, progress: Progress | None = None) -> list[Difference]:
         """Rebuild into a scratch store and compare every row with the live models."""
-        await self._views.catch_up()
-        projector = self._views.projector
-        return await anyio.to_thread.run_sync(audit.verify, projector.log, projector.view, progress)
+        views = self._views
+        await views.catch_up()
+        return await anyio.to_thread.run_sync(audit.verify, views.store, views.view, progress)

@@ -44,22 +44,25 @@ _REMEMBERED = 100_000
 
 @final
 class CommittedHere:
-    """The log as the projector reads it: the facts this process committed from
-    memory, anything else (other processes' facts, gaps) from the store."""
+    """A partition of the log as its projector reads it: the facts this process
+    committed from memory, anything else (other processes' facts, gaps) from the
+    store."""
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, store: RunStore, partition: int = 0) -> None:
         self._store = store
+        self._partition = partition
         self._facts: dict[int, LoggedFact] = {}
         self.keeping = False
 
     def remember(self, appended: Appended) -> None:
-        """Keep this process's committed facts (while this process leads)."""
+        """Keep this process's committed facts of the partition (while it leads it)."""
         if not (self.keeping and appended.local):
             return
         if len(self._facts) > _REMEMBERED:
             self._facts.clear()
         for logged in appended.facts:
-            self._facts[logged.position] = logged
+            if logged.partition == self._partition:
+                self._facts[logged.position] = logged
 
     def forget(self) -> None:
         """Drop everything kept (the lead is gone)."""
@@ -67,7 +70,7 @@ class CommittedHere:
         self._facts.clear()
 
     def head(self) -> int:
-        return self._store.head()
+        return self._store.head(self._partition)
 
     def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
         """Facts from ``start`` on: from memory while they follow each other there."""
@@ -83,17 +86,21 @@ class CommittedHere:
             return page
         for old in [p for p in self._facts if p < start]:
             del self._facts[old]
-        return self._store.read(start, limit, stop)
+        return self._store.read(start, limit, stop, self._partition)
 
 
 @final
 class ReadSide:
-    """Owns the read models' view and projector for one app."""
+    """Owns the read models' view and its projectors (one per partition) for one app."""
 
     def __init__(self, view: RunsView, store: RunStore) -> None:
         self.view = view
-        self.committed = CommittedHere(store)
-        self.projector = Projector(self.committed, view)
+        view.partitions = store.partitions
+        self.committed = [CommittedHere(store, p) for p in range(store.partitions)]
+        self.projectors = [
+            Projector(self.committed[p], view, partition=p) for p in range(store.partitions)
+        ]
+        self.store = store
         self._store = store
         self._lock = anyio.Lock()
         self._moved = anyio.Event()
@@ -111,7 +118,8 @@ class ReadSide:
 
     def appended(self, appended: Appended) -> None:
         """Facts reached the log: keep this process's, and catch up soon."""
-        self.committed.remember(appended)
+        for committed in self.committed:
+            committed.remember(appended)
         self._moved.set()
 
     def log_moved(self) -> None:
@@ -130,16 +138,21 @@ class ReadSide:
         query that asked reads them as they stand rather than failing, and the
         models catch up once writes are taken again.
         """
+        await self._catch_up(self.projectors)
+
+    async def _catch_up(self, projectors: list[Projector]) -> None:
         async with self._lock:
             try:
-                await self.call(self.projector.catch_up)
+                for projector in projectors:
+                    await self.call(projector.catch_up)
             except StoreWriteError as error:
                 logger.warning("read models are behind the log: %s", error.reason)
 
     async def follow(
         self, leadership: Leadership, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Keep the models in the background while this process leads, until cancelled.
+        """Keep the models of the partitions this process leads in the background,
+        until cancelled; ask every ``LEAD_RETRY_SECONDS`` which those are.
 
         While the store is away (or refuses writes) the models stay where they
         are and the next round tries again; queries wait or fail on their own.
@@ -147,26 +160,31 @@ class ReadSide:
         task_status.started()
         try:
             while True:
-                if not await anyio.to_thread.run_sync(leadership.try_lead):
-                    self.committed.forget()
+                led = await anyio.to_thread.run_sync(leadership.lead)
+                for number, committed in enumerate(self.committed):
+                    if number in led:
+                        committed.keeping = True
+                    else:
+                        committed.forget()
+                if not led:
                     await anyio.sleep(LEAD_RETRY_SECONDS)
                     continue
-                self.committed.keeping = True
-                await self._follow_while_leading()
+                await self._follow_while_leading([self.projectors[p] for p in sorted(led)])
         finally:
-            self.committed.forget()
+            for committed in self.committed:
+                committed.forget()
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(leadership.resign)
 
-    async def _follow_while_leading(self) -> None:
-        with anyio.move_on_after(LEAD_RETRY_SECONDS):  # then ask whether it still leads
+    async def _follow_while_leading(self, projectors: list[Projector]) -> None:
+        with anyio.move_on_after(LEAD_RETRY_SECONDS):  # then ask which partitions it leads
             while True:
                 with anyio.move_on_after(_POLL):
                     await self._moved.wait()
                 self._moved = anyio.Event()
                 await anyio.sleep(_LINGER)
                 try:
-                    await self.catch_up()
+                    await self._catch_up(projectors)
                 except (StoreUnavailableError, StoreWriteError):
                     await anyio.sleep(_POLL)
 

@@ -86,11 +86,11 @@ def _open_store(
     with backend.schema_lock():
         store = RunStore(backend, store_timeout=store_timeout, clock=clock)
         try:
-            backend.prepare(store.log)
             views = ReadSide.create(store)
             if not store.index.index_backfilled():
                 # A store written before the run index existed: fill it, once.
-                views.projector.catch_up()
+                for projector in views.projectors:
+                    projector.catch_up()
                 written = store.backfill_index(views.view.unfinished(_BACKFILL_LIMIT))
                 if written:
                     logger.info("run index filled with %d unfinished runs", written)

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, final
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import ApplicationRecorder
 
 from stemlog.model.facts import AnyFact
 from stemlog.model.run import Run
@@ -37,6 +38,13 @@ class UnreadableFact:
     error: str
 
 
+def partition_name(number: int) -> str:
+    """The eventsourcing application of a partition of the log: ``stemlog`` for the
+    first (tables ``stemlog_events``, ``stemlog_snapshots``), ``stemlog_p<k>`` for
+    the others; also the name its position is tracked under by the read models."""
+    return "stemlog" if number == 0 else f"stemlog_p{number}"
+
+
 StoredRow = tuple[int, "UUID | str", int, str, bytes]
 """One stored fact as read: position, run id, version, topic, encoded fields."""
 
@@ -44,10 +52,14 @@ StoredRow = tuple[int, "UUID | str", int, str, bytes]
 @final
 @dataclass(frozen=True, slots=True)
 class LoggedFact:
-    """A fact and its position in the log (eventsourcing's notification id)."""
+    """A fact and its position in its partition of the log (that partition's
+    eventsourcing notification id)."""
 
     position: int
     fact: AnyFact | UnreadableFact
+    partition: int = 0
+    partitions: int = 1
+    """How many partitions the log has."""
 
 
 @final
@@ -73,7 +85,7 @@ AppendListener = Callable[[Appended], None]
 
 
 class LogReader(Protocol):
-    """Reads the log in order (blocking; call it in a worker thread)."""
+    """Reads one partition of the log in order (blocking; call it in a worker thread)."""
 
     def head(self) -> int:
         """The position of the last fact (0 for an empty log)."""
@@ -114,36 +126,45 @@ class WorkerGuard(Protocol):
         ...
 
 
-class StoreCore(Protocol):
+class PartitionedLog(Protocol):
+    """The log as its partitions (one for memory and SQLite stores)."""
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions the log has."""
+        ...
+
+    def partition(self, number: int) -> LogReader:
+        """A reader of one partition."""
+        ...
+
+
+class StoreCore(PartitionedLog, Protocol):
     """What backend-specific parts need of the open store."""
 
     @property
     def log(self) -> Application[UUID]:
-        """The store's eventsourcing application (its recorder and datastore)."""
+        """The eventsourcing application of partition 0 (its recorder and datastore)."""
+        ...
+
+    def partition_recorder(self, number: int) -> ApplicationRecorder:
+        """The eventsourcing recorder of one partition (its table, its channel)."""
         ...
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call (in a worker thread unless in memory)."""
         ...
 
-    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
-        """See :meth:`LogReader.read`."""
-        ...
-
-    def head(self) -> int:
-        """See :meth:`LogReader.head`."""
-        ...
-
     def track_local(self, on: bool = True) -> None:
         """Remember this process's commit positions from now on (``on=False``: stop)."""
         ...
 
-    def take_local(self, position: int) -> bool:
+    def take_local(self, partition: int, position: int) -> bool:
         """Whether this process committed the fact at ``position`` (asked once)."""
         ...
 
-    def forget_local_through(self, position: int) -> None:
-        """Forget local positions up to ``position`` (the tail has passed them)."""
+    def forget_local_through(self, partition: int, position: int) -> None:
+        """Forget local positions of a partition up to ``position`` (the tail passed them)."""
         ...
 
 
@@ -194,8 +215,22 @@ class Backend(Protocol):
         """The log's rows from ``start`` on (up to ``stop``): the store's fastest read."""
         ...
 
-    def prepare(self, log: Application[UUID]) -> None:
-        """Create the store's side tables (in the schema lock)."""
+    def partition_count(self, log: Application[UUID]) -> int:
+        """How many partitions the store's log has (fixed when it was created; blocking).
+
+        Raises:
+            InvalidStoreURLError: the URL names another count than the store has.
+        """
+        ...
+
+    def partition_env(self, number: int, log: Application[UUID]) -> dict[str, str]:
+        """The eventsourcing environment of partition ``number`` (> 0), sharing the
+        connections of partition 0's application ``log``."""
+        ...
+
+    def prepare(self, store: StoreCore) -> None:
+        """Finish opening the store once its partitions exist (in the schema lock):
+        side objects that need them all, checks that it takes writes."""
         ...
 
     def heal(self, log: Application[UUID]) -> None:
@@ -223,15 +258,17 @@ class Backend(Protocol):
 
 
 class Leadership(Protocol):
-    """Which process of a database keeps its read models in the background (blocking).
+    """Which process keeps which partitions' read models in the background (blocking).
 
-    One projector per database: the others read the models it keeps, and
-    catch them up themselves only before a query that must see the head.
+    One projector per partition: the other processes read the models it
+    keeps, and catch them up themselves only before a query that must see the
+    head.
     """
 
-    def try_lead(self) -> bool:
-        """Lead if nobody else does; ``True`` while this process leads (asked again
-        every few seconds: a lead lost with its connection is noticed here)."""
+    def lead(self) -> frozenset[int]:
+        """The partitions this process leads now: it takes free ones up to its share
+        and gives up the excess (asked every few seconds, so a lead lost with its
+        connection, or a share that shrank as processes arrived, is noticed)."""
         ...
 
     def resign(self) -> None:
@@ -243,8 +280,8 @@ class Leadership(Protocol):
 class SoleLeader:
     """Leadership where one process is all there is (``memory://``)."""
 
-    def try_lead(self) -> bool:
-        return True
+    def lead(self) -> frozenset[int]:
+        return frozenset({0})
 
     def resign(self) -> None:
         """Nothing to give up."""

@@ -22,7 +22,7 @@ from uuid import UUID
 
 import anyio
 from anyio import CancelScope, CapacityLimiter
-from eventsourcing.persistence import IntegrityError, TrackingRecorder
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, TrackingRecorder
 
 from stemlog.clock import Clock, SystemClock, from_micros, to_micros
 from stemlog.errors import (
@@ -42,6 +42,7 @@ from stemlog.store.base import (
     AppendListener,
     Backend,
     LoggedFact,
+    LogReader,
     StoredRow,
     UnreadableFact,
 )
@@ -53,7 +54,7 @@ from stemlog.store.index import (
     IndexedRecorder,
     IndexEntry,
 )
-from stemlog.store.log import RunLog
+from stemlog.store.log import RunLog, partition_name
 from stemlog.store.transcoder import decode_fields, decode_notification
 
 T = TypeVar("T")
@@ -84,7 +85,8 @@ class _Submission:
     finished: bool = False
     outcome: object = None
     """``None`` (stored), ``_CONFLICT``, or the exception the write raised."""
-    positions: list[int] | None = None
+    positions: list[tuple[int, int]] | None = None
+    """``(partition, position)`` of each event, once stored."""
     held: frozenset[str] = frozenset()
     claimable: bool = False
     wake: anyio.Event | None = None
@@ -104,7 +106,18 @@ class RunStore:
         self.where = backend.where
         self.health = StoreHealth(self.where)
         self.log = RunLog(env=dict(backend.env))
-        self.index = cast(IndexedRecorder, self.log.recorder)
+        self.logs: list[RunLog] = [self.log]
+        """One eventsourcing application per partition of the log (partition 0 first)."""
+        try:
+            self.partitions = backend.partition_count(self.log)
+            for number in range(1, self.partitions):
+                env = backend.partition_env(number, self.log)
+                self.logs.append(RunLog(env=env, name=partition_name(number)))
+            self.index = cast(IndexedRecorder, self.log.recorder)
+            backend.prepare(self)
+        except BaseException:
+            self.close()
+            raise
         """The run index, written with every append (see :mod:`stemlog.store.index`)."""
         self.owner: str | None = None
         """The worker whose claims this process's appends take and give up."""
@@ -118,8 +131,9 @@ class RunStore:
         self._quiet = 0
         self._inline_writes = 0
         self._listeners: list[AppendListener] = []
-        self._local: set[int] | None = None
-        """Positions this process committed, kept only while a tail follows the log."""
+        self._local: set[tuple[int, int]] | None = None
+        """``(partition, position)`` of this process's commits, kept only while a tail
+        follows the log."""
 
     # -- reading ------------------------------------------------------------
 
@@ -155,8 +169,15 @@ class RunStore:
             ) from error
         return Run.restore(state)
 
+    def partition_of(self, uuid: UUID) -> int:
+        """The partition a run lives in: its id as an integer, modulo the partitions."""
+        return uuid.int % self.partitions
+
+    def _log_of(self, uuid: UUID) -> RunLog:
+        return self.logs[uuid.int % self.partitions]
+
     def _snapshot_state(self, uuid: UUID) -> RunState | None:
-        snapshots = self.log.snapshots
+        snapshots = self._log_of(uuid).snapshots
         if snapshots is None:
             return None
         latest = list(snapshots.get(uuid, desc=True, limit=1))
@@ -165,7 +186,7 @@ class RunStore:
         return state_from_json(latest[0].state)
 
     def _read_facts(self, uuid: UUID, after: int | None) -> list[AnyFact]:
-        stored = self.log.recorder.select_events(uuid, gt=after)
+        stored = self._log_of(uuid).recorder.select_events(uuid, gt=after)
         return [decode_notification(event) for event in stored]
 
     async def fast_forward(self, run: Run) -> Run:
@@ -191,7 +212,7 @@ class RunStore:
 
     async def snapshot(self, run: Run) -> None:
         """Keep the run's state as a snapshot at its version (a later load starts there)."""
-        snapshots = self.log.snapshots
+        snapshots = self._log_of(run.id).snapshots
         if snapshots is None or run.pending_events:
             return
         make: Any = RunSnapshot  # an eventsourcing event: a frozen dataclass of these fields
@@ -207,7 +228,8 @@ class RunStore:
 
         def read() -> list[AnyFact]:
             try:
-                facts = [cast("AnyFact", fact) for fact in self.log.events.get(uuid)]
+                events = self._log_of(uuid).events.get(uuid)
+                facts = [cast("AnyFact", fact) for fact in events]
                 for fact in facts:
                     check_fields(type(fact), fact.__dict__)
                 return facts
@@ -220,18 +242,29 @@ class RunStore:
 
         return await self.blocking(read)
 
-    def head(self) -> int:
-        """The position of the last fact in the log (blocking)."""
-        return self.log.recorder.max_notification_id() or 0
+    def head(self, partition: int = 0) -> int:
+        """The position of the last fact in a partition of the log (blocking)."""
+        return self.logs[partition].recorder.max_notification_id() or 0
 
-    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
-        """Facts from position ``start`` on, in log order (blocking).
+    def read(
+        self, start: int, limit: int, stop: int | None = None, partition: int = 0
+    ) -> list[LoggedFact]:
+        """Facts of a partition from position ``start`` on, in log order (blocking).
 
         A fact that cannot be decoded comes back as an
         :class:`~stemlog.store.base.UnreadableFact` in its place.
         """
-        rows = self.backend.read_rows(self.log, start, limit, stop)
-        return [LoggedFact(row[0], _decode_row(row)) for row in rows]
+        rows = self.backend.read_rows(self.logs[partition], start, limit, stop)
+        count = self.partitions
+        return [LoggedFact(row[0], _decode_row(row), partition, count) for row in rows]
+
+    def partition_recorder(self, number: int) -> ApplicationRecorder:
+        """The eventsourcing recorder of one partition."""
+        return self.logs[number].recorder
+
+    def partition(self, number: int) -> LogReader:
+        """A reader of one partition (what a projector follows)."""
+        return _PartitionReader(self, number)
 
     # -- the run index ------------------------------------------------------------------
 
@@ -357,17 +390,18 @@ class RunStore:
         elif self._local is None:
             self._local = set()
 
-    def take_local(self, position: int) -> bool:
+    def take_local(self, partition: int, position: int) -> bool:
         """Whether this process committed the fact at ``position`` (forgets it)."""
-        if self._local is not None and position in self._local:
-            self._local.discard(position)
+        key = (partition, position)
+        if self._local is not None and key in self._local:
+            self._local.discard(key)
             return True
         return False
 
-    def forget_local_through(self, position: int) -> None:
-        """Forget local positions up to ``position`` (a tail has read past them)."""
+    def forget_local_through(self, partition: int, position: int) -> None:
+        """Forget a partition's local positions up to ``position`` (a tail read past them)."""
         if self._local:
-            self._local = {p for p in self._local if p > position}
+            self._local = {k for k in self._local if k[0] != partition or k[1] > position}
 
     def serve_claims(self, owner: str, lease: float) -> None:
         """Take and give up claims as worker ``owner`` from now on (claims last ``lease`` s)."""
@@ -470,7 +504,13 @@ class RunStore:
         claimable = False
         for submission in batch:
             if submission.outcome is None and submission.positions is not None:
-                facts.extend(map(LoggedFact, submission.positions, submission.events))
+                stored = submission.positions  # empty: stored by an earlier try
+                if stored:
+                    facts.extend(
+                        LoggedFact(position, event, partition, self.partitions)
+                        for (partition, position), event in zip(stored, submission.events,
+                                                                strict=True)
+                    )  # fmt: skip
                 if self._local is not None:
                     self._local.update(submission.positions)
                 runs.update({run.state.run_id: run for run in submission.runs})
@@ -496,7 +536,7 @@ class RunStore:
                                                                    submission.modes, strict=True)
             ]  # fmt: skip
         try:
-            result = self._put(
+            positions, result = self._put(
                 [event for submission in batch for event in submission.events],
                 [entry for submission in batch for entry in submission.entries],
             )
@@ -504,7 +544,6 @@ class RunStore:
             for submission in batch:
                 self._write_alone(submission)
             return
-        positions = result.positions
         for submission in batch:
             submission.positions, positions = (
                 positions[: len(submission.events)],
@@ -513,34 +552,45 @@ class RunStore:
             submission.held = result.held
             submission.claimable = result.claimable
 
-    def _put(self, events: list[Any], entries: list[IndexEntry]) -> AppendResult:
+    def _put(
+        self, events: list[Any], entries: list[IndexEntry]
+    ) -> tuple[list[tuple[int, int]], AppendResult]:
         """Insert the facts and settle their index rows in one transaction (one round
-        trip on PostgreSQL): what ``Application.save`` would do, without its
-        per-event runtime protocol checks, plus the index."""
-        stored = [self.log.mapper.to_stored_event(event) for event in events]
+        trip on PostgreSQL), across every partition the facts live in: what
+        ``Application.save`` would do, without its per-event runtime protocol
+        checks, plus the index. Returns each event's ``(partition, position)``."""
+        parts = [self.partition_of(event.originator_id) for event in events]
+        order = sorted(range(len(events)), key=parts.__getitem__)  # stable: a run's in order
+        stored = [self.logs[parts[i]].mapper.to_stored_event(events[i]) for i in order]
         now = self.clock.now()
-        return self.index.append(
-            stored, entries, self.owner, to_micros(now + self.lease), to_micros(now)
-        )
+        result = self.index.append(
+            stored, [parts[i] for i in order], entries, self.owner,
+            to_micros(now + self.lease), to_micros(now),
+        )  # fmt: skip
+        placed: list[tuple[int, int]] = [(0, 0)] * len(events)
+        for index, position in zip(order, result.positions, strict=True):
+            placed[index] = (parts[index], position)
+        return placed, result
 
     def _write_alone(self, submission: _Submission) -> None:
         try:
-            result = self._put(submission.events, submission.entries)
+            positions, result = self._put(submission.events, submission.entries)
         except IntegrityError:
             if self._already_stored(submission.events):
                 submission.positions = []  # stored by an earlier try whose reply was lost
             else:
                 submission.outcome = _CONFLICT
             return
-        submission.positions = result.positions
+        submission.positions = positions
         submission.held = result.held
         submission.claimable = result.claimable
 
     def _already_stored(self, events: list[Any]) -> bool:
         # A commit whose reply was lost (PostgreSQL retries on a dropped
         # connection) comes back as IntegrityError: check whether it was ours.
-        mapper, recorder = self.log.mapper, self.log.recorder
         for event in events:
+            log = self._log_of(event.originator_id)
+            mapper, recorder = log.mapper, log.recorder
             version = event.originator_version
             stored = recorder.select_events(event.originator_id, gt=version - 1, lte=version)
             mine = mapper.to_stored_event(event)
@@ -550,8 +600,11 @@ class RunStore:
 
     def close(self) -> None:
         """Close the database connections."""
-        self.index.close_writer()
-        self.log.close()
+        index = getattr(self, "index", None)
+        if index is not None:
+            index.close_writer()
+        for log in reversed(self.logs):
+            log.close()
 
 
 def _decode_row(row: StoredRow) -> AnyFact | UnreadableFact:
@@ -562,3 +615,18 @@ def _decode_row(row: StoredRow) -> AnyFact | UnreadableFact:
         return UnreadableFact(
             run_id if isinstance(run_id, UUID) else UUID(run_id), version, topic, describe(error)
         )
+
+
+@final
+class _PartitionReader:
+    """One partition of a store's log, as a :class:`~stemlog.store.base.LogReader`."""
+
+    def __init__(self, store: RunStore, partition: int) -> None:
+        self._store = store
+        self._partition = partition
+
+    def head(self) -> int:
+        return self._store.head(self._partition)
+
+    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
+        return self._store.read(start, limit, stop, self._partition)

@@ -257,12 +257,15 @@ class IndexedRecorder(Protocol):
     def append(
         self,
         stored_events: Sequence[object],
+        partitions: Sequence[int],
         entries: Sequence[IndexEntry],
         owner: str | None,
         claim_until: int,
         now: int,
     ) -> AppendResult:
-        """Insert the stored events and settle the entries, atomically.
+        """Insert the stored events, each into its partition (``partitions``: ascending,
+        one per event), and settle the entries, atomically; the positions come back
+        in the events' order.
 
         Raises:
             eventsourcing.persistence.IntegrityError: a run's version was taken

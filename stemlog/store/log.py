@@ -8,13 +8,21 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Transcoder
 from eventsourcing.utils import Environment, EnvType
 
+from stemlog.store.base import partition_name
 from stemlog.store.transcoder import OrjsonTranscoder
+
+__all__ = ["RunLog", "partition_name"]
 
 
 class RunLog(Application[UUID]):
-    """The log of every run's facts (eventsourcing's application named ``stemlog``)."""
+    """One partition of the log of every run's facts (eventsourcing's application
+    named after the partition, ``stemlog`` for the first)."""
 
     name = "stemlog"
+
+    def __init__(self, env: EnvType | None = None, *, name: str = "stemlog") -> None:
+        self.name = name
+        super().__init__(env)
     log_section_size = 1000
     is_snapshotting_enabled = True
     """Long runs keep snapshots (``stemlog_snapshots``): see :data:`SNAPSHOT_EVERY`."""

@@ -45,6 +45,7 @@ class IndexedPOPORecorder(POPOApplicationRecorder):
     def append(
         self,
         stored_events: Sequence[StoredEvent],
+        partitions: Sequence[int],
         entries: Sequence[IndexEntry],
         owner: str | None,
         claim_until: int,
@@ -168,8 +169,14 @@ class MemoryBackend:
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()
 
-    def prepare(self, log: Application[UUID]) -> None:
-        """No side tables in memory."""
+    def partition_count(self, log: Application[UUID]) -> int:
+        return 1  # partitions are for PostgreSQL: one writer lock is all there is here
+
+    def partition_env(self, number: int, log: Application[UUID]) -> dict[str, str]:
+        raise AssertionError("a store of one partition")  # pragma: no cover
+
+    def prepare(self, store: StoreCore) -> None:
+        """Nothing more to make in memory."""
 
     def heal(self, log: Application[UUID]) -> None:
         """Nothing to heal: no connections are kept across a fault."""

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import final
+from typing import Any, final
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import anyio
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.persistence import BaseInfrastructureFactory
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
@@ -38,7 +41,11 @@ from stemlog.store.base import (
     WorkerGuard,
     rows_of_notifications,
 )
-from stemlog.store.postgres_recorder import READY_CHANNEL, StemlogPostgresRecorder
+from stemlog.store.postgres_recorder import (
+    READY_CHANNEL,
+    OnceRecorder,
+    StemlogPostgresRecorder,
+)
 
 logger = logging.getLogger("stemlog.store")
 
@@ -54,6 +61,15 @@ _SCHEMA_LOCK_KEY = 0x5713_6C06  # "stemlog" schema creation
 RECONNECT_SECONDS = 1.0
 """How long the connection pool keeps retrying one lost connection with backoff
 before it gives that attempt up; the next call then connects afresh."""
+
+
+_SHARED_DATASTORES: dict[str, PostgresDatastore] = {}
+"""Partition 0's datastore while the store builds its other partitions' applications."""
+_SHARED_KEY = "STEMLOG_SHARED_DATASTORE"
+
+MAX_PARTITIONS = 64
+
+_PARTITIONS_DDL = "CREATE TABLE IF NOT EXISTS {table} (partitions integer NOT NULL)"
 
 
 class StemlogPostgresFactory(PostgresFactory):
@@ -74,32 +90,50 @@ class StemlogPostgresFactory(PostgresFactory):
         self.datastore.pool.reconnect_timeout = RECONNECT_SECONDS
 
 
+class PartitionFactory(PostgresFactory):
+    """The factory of a partition after the first: its own tables (named after the
+    partition's application), partition 0's datastore — one pool per process, however
+    many partitions."""
+
+    application_recorder_class = OnceRecorder
+
+    def __init__(self, env: Environment) -> None:
+        BaseInfrastructureFactory.__init__(self, env)
+        self.datastore = _SHARED_DATASTORES[env[_SHARED_KEY]]
+
+    def close(self) -> None:
+        """Partition 0's factory closes the shared datastore."""
+
+
+def _datastore(log: Application[UUID]) -> PostgresDatastore:
+    recorder = log.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
+    return recorder.datastore
+
+
 def _listen(
-    log: Application[UUID],
+    settings: dict[str, Any],
+    channels: dict[str, bool],
+    own: str | None,
     on_log: Callable[[], None],
     on_ready: Callable[[], None],
     stopped: Callable[[], bool],
 ) -> None:
-    """In a worker thread: LISTEN on the log's and the ready channel, and call back.
+    """In a worker thread: LISTEN on every partition's channel and the ready channel
+    (``channels``: name → whether it is the ready one), and call back.
 
     NOTIFY is only a hint (whoever is woken reads or claims from the
-    database, so nothing is missed). The connection is its own (not the
-    pool's), closed when the app stops. When the server goes away the
-    connection is made again with backoff, and both callbacks are called once
-    it is back, for what was appended meanwhile.
+    database, so nothing is missed); hints whose payload is this process's
+    ``own`` name are its own appends', which it knows of already. The
+    connection is its own (not the pool's), closed when the app stops. When
+    the server goes away the connection is made again with backoff, and both
+    callbacks are called once it is back, for what was appended meanwhile.
     """
-    recorder = log.recorder
-    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
-    kwargs = recorder.datastore.pool.kwargs
-    assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
-    settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
-    log_channel = recorder.channel_name
-    own = getattr(recorder, "origin", None)
     delay = _LISTEN_BACKOFF
     while not stopped():
         try:
             with psycopg.connect(autocommit=True, connect_timeout=5, **settings) as connection:
-                for channel in (log_channel, READY_CHANNEL):
+                for channel in channels:
                     connection.execute(SQL("LISTEN {0}").format(Identifier(channel)))
                 delay = _LISTEN_BACKOFF
                 anyio.from_thread.run_sync(on_log)
@@ -108,8 +142,8 @@ def _listen(
                     for notify in connection.notifies(timeout=0.25):
                         if notify.payload == own:
                             continue  # this process's own append: it knows already
-                        hint = on_ready if notify.channel == READY_CHANNEL else on_log
-                        anyio.from_thread.run_sync(hint)
+                        ready = channels.get(notify.channel, False)
+                        anyio.from_thread.run_sync(on_ready if ready else on_log)
         except psycopg.Error as error:
             if stopped():
                 return
@@ -124,61 +158,92 @@ def _listen(
 class ListenHints:
     """Hints from PostgreSQL's LISTEN/NOTIFY (one connection per process)."""
 
-    def __init__(self, log: Application[UUID]) -> None:
-        self._log = log
+    def __init__(self, store: StoreCore) -> None:
+        recorder = store.log.recorder
+        assert isinstance(recorder, StemlogPostgresRecorder), "a PostgreSQL store's recorder"
+        kwargs = recorder.datastore.pool.kwargs
+        assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
+        self._settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
+        self._channels = {READY_CHANNEL: True}
+        for number in range(store.partitions):
+            partition = store.partition_recorder(number)
+            assert isinstance(partition, PostgresApplicationRecorder), "a PostgreSQL recorder"
+            self._channels[partition.channel_name] = False
+        self._own = recorder.origin
 
     async def run(self, on_log: Callable[[], None], on_ready: Callable[[], None]) -> None:
         stop = False
         try:
             await anyio.to_thread.run_sync(
-                _listen, self._log, on_log, on_ready, lambda: stop, abandon_on_cancel=True
-            )
+                _listen, self._settings, self._channels, self._own, on_log, on_ready,
+                lambda: stop, abandon_on_cancel=True,
+            )  # fmt: skip
         finally:
             stop = True  # the thread ends within a quarter of a second
 
 
 @final
 class AdvisoryLeadership:
-    """The projector's lead as a session advisory lock, held on a connection of its
-    own: when the process dies or the server drops the connection, the lock goes
-    with it and another process takes the lead at its next try."""
+    """The projectors' leads as session advisory locks, one per partition, held on a
+    connection of its own: when the process dies or the server drops the
+    connection, its locks go with it and other processes take the leads at
+    their next try.
 
-    def __init__(self, log: Application[UUID]) -> None:
-        recorder = log.recorder
-        assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
-        kwargs = recorder.datastore.pool.kwargs
+    The processes share the partitions: each counts the processes competing
+    (the connections named ``stemlog-projector:<schema>``) and leads at most its
+    share, ``ceil(partitions / processes)``, giving up the excess when more
+    arrive. It tries the free partitions from an offset of its own, so
+    processes starting together spread over them.
+    """
+
+    def __init__(self, log: Application[UUID], partitions: int) -> None:
+        datastore = _datastore(log)
+        kwargs = datastore.pool.kwargs
         assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
         self._settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
-        self._key = f"{recorder.datastore.schema}.stemlog_projector"
-        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+        self._name = f"stemlog-projector:{datastore.schema}"
+        self._keys = [f"{datastore.schema}.stemlog_projector.{p}" for p in range(partitions)]
+        self._offset = int.from_bytes(os.urandom(2), "big") % partitions
+        self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._held: set[int] = set()
 
-    def try_lead(self) -> bool:
-        if self._connection is not None:
-            try:
-                self._connection.execute("SELECT 1")  # still connected: still the leader
-                return True
-            except psycopg.Error:
-                self.resign()
-                return False
+    def lead(self) -> frozenset[int]:
         try:
-            connection = psycopg.connect(autocommit=True, connect_timeout=2, **self._settings)
-        except psycopg.Error:
-            return False
-        try:
-            row = connection.execute(
-                "SELECT pg_try_advisory_lock(hashtext(%s))", (self._key,)
+            connection = self._connect()
+            competing = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                (self._name,),
             ).fetchone()
+            share = math.ceil(len(self._keys) / max(int(competing[0]) if competing else 1, 1))
+            for number in sorted(self._held, reverse=True)[: max(len(self._held) - share, 0)]:
+                connection.execute("SELECT pg_advisory_unlock(hashtext(%s))",
+                                   (self._keys[number],))  # fmt: skip
+                self._held.discard(number)
+            for step in range(len(self._keys)):
+                if len(self._held) >= share:
+                    break
+                number = (self._offset + step) % len(self._keys)
+                if number in self._held:
+                    continue
+                row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
+                                         (self._keys[number],)).fetchone()  # fmt: skip
+                if row is not None and row[0]:
+                    self._held.add(number)
         except psycopg.Error:
-            connection.close()
-            return False
-        if row is not None and row[0]:
-            self._connection = connection
-            return True
-        connection.close()
-        return False
+            self.resign()  # the connection went, and its locks with it
+        return frozenset(self._held)
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._connection is None or self._connection.closed:
+            self._held.clear()
+            self._connection = psycopg.connect(
+                autocommit=True, connect_timeout=2, application_name=self._name, **self._settings
+            )
+        return self._connection
 
     def resign(self) -> None:
         connection, self._connection = self._connection, None
+        self._held.clear()
         if connection is not None:
             with contextlib.suppress(psycopg.Error):
                 connection.close()
@@ -191,6 +256,8 @@ class PostgresBackend:
 
     url: str
     env: dict[str, str]
+    partitions: int | None = None
+    """The partitions the URL asks for (``None``: as the store has them, one if new)."""
     name: str = "postgres"
     inline_calls: bool = False
     commits_inline_when_alone: bool = False
@@ -233,7 +300,14 @@ class PostgresBackend:
         }
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"]
-        return cls(url, env)
+        partitions = None
+        if "partitions" in query:
+            text = query["partitions"]
+            if not text.isdigit() or not 1 <= int(text) <= MAX_PARTITIONS:
+                reason = f"partitions is a whole number from 1 to {MAX_PARTITIONS}"
+                raise InvalidStoreURLError(url, reason)
+            partitions = int(text)
+        return cls(url, env, partitions)
 
     def exists(self) -> bool:
         return True  # a missing database fails the open with its own message
@@ -265,8 +339,50 @@ class PostgresBackend:
             finally:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
 
-    def prepare(self, log: Application[UUID]) -> None:
-        """The recorder creates its tables (the log, the run index) and functions."""
+    def partition_count(self, log: Application[UUID]) -> int:
+        """The store's partitions, from ``stemlog_partitions`` (written when the store is
+        created: the URL's count, or one)."""
+        datastore = _datastore(log)
+        table = SQL("{0}.{1}").format(
+            Identifier(datastore.schema), Identifier("stemlog_partitions")
+        )
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(SQL(_PARTITIONS_DDL).format(table=table))
+            cursor.execute(SQL("SELECT partitions FROM {0}").format(table))
+            row = cursor.fetchone()
+            if row is None:
+                count = self.partitions or 1
+                cursor.execute(SQL("INSERT INTO {0} (partitions) VALUES (%s)").format(table),
+                               (count,))  # fmt: skip
+                return count
+        stored = int(row["partitions"])
+        if self.partitions is not None and self.partitions != stored:
+            reason = (f"the store has {stored} partitions (fixed when it was created); "
+                      f"ask for {stored} or none")  # fmt: skip
+            raise InvalidStoreURLError(self.url, reason)
+        return stored
+
+    def partition_env(self, number: int, log: Application[UUID]) -> dict[str, str]:
+        key = f"{id(log)}:{number}"
+        _SHARED_DATASTORES[key] = _datastore(log)
+        env = dict(self.env)
+        env["PERSISTENCE_MODULE"] = f"{__name__}:PartitionFactory"
+        env[_SHARED_KEY] = key
+        return env
+
+    def prepare(self, store: StoreCore) -> None:
+        """The recorders made their tables; make the append function for every
+        partition's table (and forget the datastore shared while building them)."""
+        for number in range(1, store.partitions):
+            _SHARED_DATASTORES.pop(f"{id(store.log)}:{number}", None)
+        recorder = store.log.recorder
+        assert isinstance(recorder, StemlogPostgresRecorder), "a PostgreSQL store's recorder"
+        tables = []
+        for number in range(store.partitions):
+            partition = store.partition_recorder(number)
+            assert isinstance(partition, PostgresApplicationRecorder), "a PostgreSQL recorder"
+            tables.append((partition.events_table_name, partition.channel_name))
+        recorder.create_append_function(tables)
 
     def heal(self, log: Application[UUID]) -> None:
         """Test the pool's idle connections and replace the dead ones (after a call
@@ -280,10 +396,10 @@ class PostgresBackend:
         return NoGuard()  # any number of worker processes share a database
 
     def hints(self, store: StoreCore) -> Hints | None:
-        return ListenHints(store.log)
+        return ListenHints(store)
 
     def leadership(self, store: StoreCore) -> Leadership:
-        return AdvisoryLeadership(store.log)
+        return AdvisoryLeadership(store.log, store.partitions)
 
     @property
     def tail_interval(self) -> float | None:

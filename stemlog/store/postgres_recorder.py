@@ -62,7 +62,8 @@ _DDL = (
 
 _APPEND = """
 CREATE OR REPLACE FUNCTION {append}(
-    events {event_type}[], e_run text[], e_version bigint[], e_served text[], e_ready bigint[],
+    events {event_type}[], e_parts integer[],
+    e_run text[], e_version bigint[], e_served text[], e_ready bigint[],
     e_waiting text[], e_mode text[], e_child text[], e_parent text[], e_parent_topic text[],
     owner text, claim_until bigint, now_at bigint, inserting boolean, origin text,
     OUT ids bigint[], OUT held text[], OUT claimable boolean)
@@ -76,19 +77,13 @@ DECLARE
     ready bigint;
     due bigint;
 BEGIN
+    ids := '{{}}';
     held := '{{}}';
     claimable := false;
-    IF coalesce(array_length(events, 1), 0) > 0 THEN
-        LOCK TABLE {events_table} IN EXCLUSIVE MODE;
-        WITH inserted AS (
-            INSERT INTO {events_table} (originator_id, originator_version, topic, state)
-            SELECT originator_id, originator_version, topic, state FROM unnest(events)
-            RETURNING notification_id)
-        SELECT array_agg(notification_id ORDER BY notification_id) INTO ids FROM inserted;
-        PERFORM pg_notify({channel}, origin);
-    ELSE
-        LOCK TABLE {events_table} IN EXCLUSIVE MODE;
+    IF coalesce(array_length(events, 1), 0) = 0 THEN
+        LOCK TABLE {first_table} IN EXCLUSIVE MODE;  -- in turn with the appends
     END IF;
+{partitions}
     FOR i IN 1 .. coalesce(array_length(e_run, 1), 0) LOOP
         IF e_mode[i] = 'end' THEN
             DELETE FROM {index} WHERE run_id = e_run[i];
@@ -158,8 +153,25 @@ END;
 $BODY$
 """
 
+_PARTITION = """
+    IF {number} = ANY(e_parts) THEN
+        LOCK TABLE {table} IN EXCLUSIVE MODE;
+        WITH inserted AS (
+            INSERT INTO {table} (originator_id, originator_version, topic, state)
+            SELECT (events[n]).originator_id, (events[n]).originator_version,
+                   (events[n]).topic, (events[n]).state
+            FROM generate_subscripts(e_parts, 1) AS n WHERE e_parts[n] = {number} ORDER BY n
+            RETURNING notification_id)
+        SELECT ids || coalesce(array_agg(notification_id ORDER BY notification_id), '{{}}')
+            INTO ids FROM inserted;
+        PERFORM pg_notify({channel}, origin);
+    END IF;"""
+"""The insert into one partition: its table locked (partitions in ascending order,
+so two appends never deadlock), its facts in order, its channel notified."""
+
 _CALL_APPEND = (
-    "SELECT ids, held, claimable FROM {append}(%s::{event_type}[], %s::text[], %s::bigint[], "
+    "SELECT ids, held, claimable FROM {append}(%s::{event_type}[], %s::integer[], %s::text[], "
+    "%s::bigint[], "
     "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::text, %s::bigint, %s::bigint, %s::boolean, %s::text)"
 )
@@ -188,36 +200,10 @@ def _once(method: Callable[..., Any]) -> Callable[..., Any]:
     return getattr(method, "__wrapped__", method)
 
 
-class StemlogPostgresRecorder(PostgresApplicationRecorder):
-    """eventsourcing's PostgreSQL recorder with the run index
-    (:class:`~stemlog.store.index.IndexedRecorder`), each call made once."""
-
-    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
-        super().__init__(datastore, events_table_name=events_table_name)
-        self.origin = os.urandom(8).hex()
-        self._writer: psycopg.Connection[Any] | None = None
-        self._writer_lock = threading.Lock()
-        """This process's name in its NOTIFY payloads (its own hints are not news to it)."""
-        self._names: dict[str, Composed | Identifier | Literal] = {
-            "index": _qualified(datastore, INDEX_TABLE),
-            "meta": _qualified(datastore, "stemlog_run_index_meta"),
-            "due": _qualified(datastore, "stemlog_due"),
-            "append": _qualified(datastore, "stemlog_append"),
-            "event_type": _qualified(datastore, self.stored_event_type_name),
-            "events_table": _qualified(datastore, self.events_table_name),
-            "channel": Literal(self.channel_name),
-            "ready_channel": Literal(READY_CHANNEL),
-            "lock_timeout": Literal(f"{datastore.lock_timeout}s"),
-        }
-        for statement in (*_DDL, _APPEND):
-            self.sql_create_statements.append(self._sql(statement))
-        self._call_append = self._sql(_CALL_APPEND)
-        self._claim = self._sql(_CLAIM)
-
-    def _sql(self, template: str) -> Composed:
-        return SQL(template).format(**self._names)
-
-    # -- eventsourcing's calls, made once ----------------------------------------------
+class OnceRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder, each call made once (the recorder of the
+    partitions after the first: they are read through it, appended to by the first's
+    append function)."""
 
     def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
         return _once(PostgresApplicationRecorder.insert_events)(self, stored_events, **kwargs)
@@ -243,11 +229,58 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
     def max_notification_id(self) -> Any:
         return _once(PostgresApplicationRecorder.max_notification_id)(self)
 
+
+class StemlogPostgresRecorder(OnceRecorder):
+    """The recorder of partition 0: the run index
+    (:class:`~stemlog.store.index.IndexedRecorder`) and the append of every partition."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.origin = os.urandom(8).hex()
+        """This process's name in its NOTIFY payloads (its own hints are not news to it)."""
+        self._writer: psycopg.Connection[Any] | None = None
+        self._writer_lock = threading.Lock()
+        self._names: dict[str, Composed | Identifier | Literal] = {
+            "index": _qualified(datastore, INDEX_TABLE),
+            "meta": _qualified(datastore, "stemlog_run_index_meta"),
+            "due": _qualified(datastore, "stemlog_due"),
+            "append": _qualified(datastore, "stemlog_append"),
+            "event_type": _qualified(datastore, self.stored_event_type_name),
+            "ready_channel": Literal(READY_CHANNEL),
+            "lock_timeout": Literal(f"{datastore.lock_timeout}s"),
+        }
+        for statement in _DDL:
+            self.sql_create_statements.append(self._sql(statement))
+        self._call_append = self._sql(_CALL_APPEND)
+        self._claim = self._sql(_CLAIM)
+
+    def create_append_function(self, partitions: Sequence[tuple[str, str]]) -> None:
+        """(Re)create ``stemlog_append`` for these partitions' ``(events table, channel)``,
+        partition 0 first (blocking; in the schema lock)."""
+        schema = Identifier(self.datastore.schema)
+        blocks = [
+            SQL(_PARTITION).format(
+                number=Literal(number),
+                table=SQL("{0}.{1}").format(schema, Identifier(table)),
+                channel=Literal(channel),
+            )
+            for number, (table, channel) in enumerate(partitions)
+        ]
+        first = SQL("{0}.{1}").format(schema, Identifier(partitions[0][0]))
+        names = {**self._names, "partitions": SQL("").join(blocks), "first_table": first}
+        statement = SQL(_APPEND).format(**names)
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement)
+
+    def _sql(self, template: str) -> Composed:
+        return SQL(template).format(**self._names)
+
     # -- the index -----------------------------------------------------------------------
 
     def append(
         self,
         stored_events: Sequence[StoredEvent],
+        partitions: Sequence[int],
         entries: Sequence[IndexEntry],
         owner: str | None,
         claim_until: int,
@@ -263,6 +296,7 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
         ]  # fmt: skip
         params = (
             events,
+            list(partitions),
             [e.run_id for e in entries],
             [e.version for e in entries],
             [e.served for e in entries],
@@ -291,7 +325,7 @@ class StemlogPostgresRecorder(PostgresApplicationRecorder):
         *,
         insert: bool = False,
     ) -> AppendResult:
-        return self.append([], entries, owner, claim_until, now, inserting=insert)
+        return self.append([], [], entries, owner, claim_until, now, inserting=insert)
 
     def claim(
         self, owner: str, now: int, claim_until: int, limit: int, serves: Sequence[str]

@@ -127,7 +127,10 @@ class FileLeadership:
         self._path = path
         self._fd: int | None = None
 
-    def try_lead(self) -> bool:
+    def lead(self) -> frozenset[int]:
+        return frozenset({0}) if self._take() else frozenset()
+
+    def _take(self) -> bool:
         if self._fd is not None:
             return True
         try:
@@ -183,6 +186,9 @@ class SQLiteBackend:
         if not path or path == "/":
             raise InvalidStoreURLError(url, "sqlite URLs name a file: sqlite:///path/to/file.db")
         db_name = unquote(path[1:])
+        if "partitions" in query:
+            raise InvalidStoreURLError(url, "partitions are for PostgreSQL (SQLite has one "
+                                            "writer lock whatever the tables)")  # fmt: skip
         synchronous = query.get("synchronous", "full").lower()
         if synchronous not in ("full", "normal"):
             raise InvalidStoreURLError(url, "synchronous is 'full' (default) or 'normal'")
@@ -218,13 +224,19 @@ class SQLiteBackend:
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()  # SQLite's own write lock serialises table creation
 
-    def prepare(self, log: Application[UUID]) -> None:
+    def partition_count(self, log: Application[UUID]) -> int:
+        return 1  # partitions are for PostgreSQL: one writer lock is all there is here
+
+    def partition_env(self, number: int, log: Application[UUID]) -> dict[str, str]:
+        raise AssertionError("a store of one partition")  # pragma: no cover
+
+    def prepare(self, store: StoreCore) -> None:
         """Check the file takes writes (the recorder created the tables if it could).
 
         A read-only file or folder fails the open here, with a typed error,
         rather than the first write of a run later.
         """
-        recorder = log.recorder
+        recorder = store.log.recorder
         assert isinstance(recorder, IndexedSQLiteRecorder), "a SQLite store's recorder"
         recorder.check_writable()
 

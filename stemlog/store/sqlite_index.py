@@ -67,6 +67,7 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
     def append(
         self,
         stored_events: Sequence[StoredEvent],
+        partitions: Sequence[int],
         entries: Sequence[IndexEntry],
         owner: str | None,
         claim_until: int,

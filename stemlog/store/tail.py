@@ -48,8 +48,8 @@ class PollingTail:
         self._interval = interval
         self._wanted = wanted
         self._look_again = look_again
-        self._position: int | None = None
-        """``None`` while nobody wants the tail (it has no position then)."""
+        self._positions: list[int] | None = None
+        """Each partition's position; ``None`` while nobody wants the tail."""
         self._woken = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -66,32 +66,37 @@ class PollingTail:
         self._woken.set()
 
     async def _catch_up(self) -> None:
-        """Read and deliver what follows the position; while the store is away, keep
-        the position and try again at the next round (the store logs it)."""
+        """Read and deliver what follows the positions; while the store is away, keep
+        them and try again at the next round (the store logs it)."""
+        store = self._store
         if not self._wanted():
-            if self._position is not None:
-                self._position = None
-                self._store.track_local(False)
+            if self._positions is not None:
+                self._positions = None
+                store.track_local(False)
             return
         try:
-            if self._position is None:
-                self._store.track_local()
-                self._position = await self._store.blocking(self._store.head)
-                self._store.forget_local_through(self._position)
+            if self._positions is None:
+                store.track_local()
+                heads = [await store.blocking(store.partition(p).head)
+                         for p in range(store.partitions)]  # fmt: skip
+                for partition, head in enumerate(heads):
+                    store.forget_local_through(partition, head)
+                self._positions = heads
                 self._look_again()
-            await self._read_on(self._position)
+            for partition in range(store.partitions):
+                await self._read_on(partition)
         except (StoreUnavailableError, StoreWriteError):
             return
 
-    async def _read_on(self, position: int) -> None:
-        store = self._store
-        while True:
-            page = await store.blocking(store.read, position + 1, PAGE)
+    async def _read_on(self, partition: int) -> None:
+        store, positions = self._store, self._positions
+        reader = store.partition(partition)
+        while positions is not None:
+            page = await store.blocking(reader.read, positions[partition] + 1, PAGE)
             if not page:
                 return
-            position = max(position, page[-1].position)
-            self._position = position
-            remote = [item for item in page if not store.take_local(item.position)]
-            store.forget_local_through(position)
+            position = positions[partition] = max(positions[partition], page[-1].position)
+            remote = [item for item in page if not store.take_local(partition, item.position)]
+            store.forget_local_through(partition, position)
             if remote:
                 self._listener(Appended(remote, local=False))

@@ -32,3 +32,12 @@ class OnPostgres:
     @pytest.fixture
     def url(self, tmp_path: Path) -> Iterator[str]:
         yield from make_store_url("postgres", tmp_path)
+
+
+@pytest.mark.postgres
+class OnPartitionedPostgres:
+    """PostgreSQL with the log in four partitions."""
+
+    @pytest.fixture
+    def url(self, tmp_path: Path) -> Iterator[str]:
+        yield from make_store_url("postgres4", tmp_path)

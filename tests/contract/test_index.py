@@ -17,7 +17,7 @@ from stemlog.model.run import Run
 from stemlog.store.events import RunStore
 from stemlog.store.index import ClaimMode, IndexEntry, IndexRow, served_key
 from stemlog.store.urls import parse_store_url
-from tests.contract.backends import OnMemory, OnPostgres, OnSQLite
+from tests.contract.backends import OnMemory, OnPartitionedPostgres, OnPostgres, OnSQLite
 
 pytestmark = pytest.mark.anyio
 T = datetime(2030, 1, 1, tzinfo=UTC)
@@ -198,8 +198,10 @@ class IndexContract:
         entries = [IndexEntry.of(run, ClaimMode.KEEP, T) for run in (going, ended)]
         # Facts written without their rows, as by a version before the index:
         facts = [event for run in (going, ended) for event in run.collect_events()]
-        stored = [store.log.mapper.to_stored_event(event) for event in facts]
-        await store.blocking(store.index.append, stored, [], None, 0, to_micros(T))
+        facts.sort(key=lambda event: store.partition_of(event.originator_id))
+        parts = [store.partition_of(event.originator_id) for event in facts]
+        stored = [store.logs[p].mapper.to_stored_event(e) for p, e in zip(parts, facts)]
+        await store.blocking(store.index.append, stored, parts, [], None, 0, to_micros(T))
         assert entries[1].mode is ClaimMode.END
         if store.index.index_backfilled():
             pytest.skip("a memory store starts empty: nothing to backfill")
@@ -221,4 +223,8 @@ class TestSQLiteIndex(OnSQLite, IndexContract):
 
 
 class TestPostgresIndex(OnPostgres, IndexContract):
+    pass
+
+
+class TestPartitionedPostgresIndex(OnPartitionedPostgres, IndexContract):
     pass

@@ -17,15 +17,20 @@ from stemlog.model.run import Run
 from stemlog.store.base import Appended
 from stemlog.store.events import RunStore
 from stemlog.store.urls import parse_store_url
-from tests.contract.backends import OnMemory, OnPostgres, OnSQLite
+from tests.contract.backends import OnMemory, OnPartitionedPostgres, OnPostgres, OnSQLite
 
 pytestmark = pytest.mark.anyio
 T = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def new_run(workflow: str = "w") -> Run:
+def new_run(workflow: str = "w", *, partition_of: tuple[int, int] | None = None) -> Run:
+    """A new run; ``partition_of=(partition, partitions)`` picks an id in that partition."""
+    run_id = uuid.uuid4()
+    if partition_of is not None:
+        partition, partitions = partition_of
+        run_id = uuid.UUID(int=(run_id.int // partitions) * partitions + partition)
     return Run.begin(
-        run_id=uuid.uuid4(), at=T, workflow=workflow, kind="flow", workflow_version=1,
+        run_id=run_id, at=T, workflow=workflow, kind="flow", workflow_version=1,
         params={"x": [1, {"y": None}]}, fingerprint="f", parent_run_id=None, policy=None,
         ttl=None, forked_from=None,
     )  # fmt: skip
@@ -35,7 +40,6 @@ class StoreContract:
     @pytest.fixture
     async def store(self, url: str) -> AsyncIterator[RunStore]:
         store = await anyio.to_thread.run_sync(lambda: RunStore(parse_store_url(url)))
-        await anyio.to_thread.run_sync(store.backend.prepare, store.log)
         try:
             yield store
         finally:
@@ -59,7 +63,7 @@ class StoreContract:
         assert [f.originator_version for f in facts] == [1, 2, 3]
         assert facts[2].value == {"v": 1} and facts[2].timestamp == T + timedelta(seconds=1)
         assert type(facts[0].kind) is WorkflowKind and facts[0].kind is WorkflowKind.FLOW
-        (logged,) = await store.blocking(store.read, 1, 1)
+        (logged,) = await store.blocking(store.read, 1, 1, None, store.partition_of(run.id))
         assert type(logged.fact.kind) is WorkflowKind
         assert await store.facts(str(uuid.uuid4())) == []
 
@@ -110,7 +114,7 @@ class StoreContract:
         assert all(appended.local for appended in seen)
 
     async def test_the_log_reads_in_position_order(self, store: RunStore) -> None:
-        runs = [new_run() for _ in range(5)]
+        runs = [new_run(partition_of=(0, store.partitions)) for _ in range(5)]
         for run in runs:
             await store.commit(run)
         head = await store.blocking(store.head)
@@ -126,13 +130,16 @@ class StoreContract:
         store.track_local()
         run = new_run()
         await store.commit(run)
-        head = await store.blocking(store.head)
-        assert store.take_local(head)
-        assert not store.take_local(head)
+        part = store.partition_of(run.id)
+        head = await store.blocking(store.head, part)
+        assert store.take_local(part, head)
+        assert not store.take_local(part, head)
         other = new_run()
         await store.commit(other)
-        store.forget_local_through(head + 1)
-        assert not store.take_local(head + 1)
+        part = store.partition_of(other.id)
+        head = await store.blocking(store.head, part)
+        store.forget_local_through(part, head)
+        assert not store.take_local(part, head)
 
     async def test_values_are_stored_exactly(self, store: RunStore) -> None:
         run = new_run()
@@ -152,4 +159,8 @@ class TestSQLiteStore(OnSQLite, StoreContract):
 
 
 class TestPostgresStore(OnPostgres, StoreContract):
+    pass
+
+
+class TestPartitionedPostgresStore(OnPartitionedPostgres, StoreContract):
     pass

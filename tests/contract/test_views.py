@@ -19,7 +19,7 @@ from stemlog.model.fold import fold
 from stemlog.model.run import Run
 from stemlog.store.events import RunStore
 from stemlog.store.urls import parse_store_url
-from tests.contract.backends import OnMemory, OnPostgres, OnSQLite
+from tests.contract.backends import OnMemory, OnPartitionedPostgres, OnPostgres, OnSQLite
 
 T = datetime(2030, 1, 1, tzinfo=UTC)
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
@@ -55,7 +55,6 @@ class ViewContract:
     @pytest.fixture
     def view(self, url: str) -> Iterator[RunsView]:
         store = RunStore(parse_store_url(url))
-        store.backend.prepare(store.log)
         view = cast(RunsView, store.tracking_recorder(view_class(store.backend.name)))
         view.ensure_models()
         try:
@@ -161,4 +160,8 @@ class TestSQLiteViews(OnSQLite, ViewContract):
 
 
 class TestPostgresViews(OnPostgres, ViewContract):
+    pass
+
+
+class TestPartitionedPostgresViews(OnPartitionedPostgres, ViewContract):
     pass

@@ -41,9 +41,10 @@ def _flows() -> tuple[Flow, Flow]:
 def _append_bad_fact(app: WorkflowApp, run_id: str, topic: str, state: bytes) -> None:
     runtime = app._runtime
     assert runtime is not None
-    recorder = runtime.store.log.recorder
-    version = len(list(runtime.store.log.events.get(uuid.UUID(run_id)))) + 1
-    recorder.insert_events([StoredEvent(uuid.UUID(run_id), version, topic, state)])
+    store = runtime.store
+    log = store.logs[store.partition_of(uuid.UUID(run_id))]  # the run's partition
+    version = len(list(log.events.get(uuid.UUID(run_id)))) + 1
+    log.recorder.insert_events([StoredEvent(uuid.UUID(run_id), version, topic, state)])
 
 
 @pytest.mark.parametrize(("topic", "state"), BAD_FACTS)

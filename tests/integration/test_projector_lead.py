@@ -30,7 +30,7 @@ def _flow() -> Flow:
 async def _leads(app: WorkflowApp) -> bool:
     runtime = app._runtime
     assert runtime is not None
-    return runtime.views.committed.keeping
+    return runtime.views.committed[0].keeping
 
 
 async def _caught_up(app: WorkflowApp) -> bool:
@@ -89,10 +89,12 @@ class _CountingStore:
     def __init__(self) -> None:
         self.reads = 0
 
-    def head(self) -> int:
+    def head(self, partition: int = 0) -> int:
         return 0
 
-    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
+    def read(
+        self, start: int, limit: int, stop: int | None = None, partition: int = 0
+    ) -> list[LoggedFact]:
         self.reads += 1
         return []
 
