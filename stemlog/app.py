@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, BinaryIO, final
+from typing import Any, BinaryIO, Literal, TypeVar, final, overload
 
 import anyio
 from anyio import AsyncContextManagerMixin
@@ -32,7 +32,7 @@ from stemlog.errors import (
 from stemlog.execution.replay import ReplayReport, replay
 from stemlog.model.facts import RunCompleted, RunFailed
 from stemlog.model.fold import fold
-from stemlog.model.history import as_facts, read_json_lines, to_json_line, to_record
+from stemlog.model.history import as_facts, read_json_lines, to_record
 from stemlog.model.ids import parse_run_id
 from stemlog.model.policy import CancellationPolicy
 from stemlog.model.records import ErrorInfo, Fact, RunStatus, RunView, WorkflowResult
@@ -43,6 +43,17 @@ from stemlog.runtime.signals import TerminalFact
 from stemlog.store.urls import parse_store_url
 
 Startable = str | Definable | WorkflowRef[Any]
+IfExists = Literal["return", "fail"]
+P = TypeVar("P")
+
+
+def _run_id(run_id: object) -> str:
+    """A run id or key as the run's id (what the store and the signals know it by).
+
+    Raises:
+        UnknownRunError: neither a UUID nor a usable key.
+    """
+    return str(parse_run_id(run_id))
 
 
 @final
@@ -160,44 +171,111 @@ class WorkflowApp(AsyncContextManagerMixin):
 
     # -- runs -------------------------------------------------------------------
 
+    @overload
+    async def start(
+        self,
+        workflow: WorkflowRef[P],
+        params: P | None = None,
+        *,
+        run_id: str | None = None,
+        if_exists: IfExists = "return",
+        parent_run_id: str | None = None,
+        ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
+    ) -> str: ...
+
+    @overload
+    async def start(
+        self,
+        workflow: str | Definable,
+        params: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        if_exists: IfExists = "return",
+        parent_run_id: str | None = None,
+        ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
+    ) -> str: ...
+
     async def start(
         self,
         workflow: Startable,
-        params: Mapping[str, Any] | None = None,
+        params: Any = None,
         *,
+        run_id: str | None = None,
+        if_exists: IfExists = "return",
         parent_run_id: str | None = None,
         ttl: Duration | None = None,
         policy: CancellationPolicy | None = None,
     ) -> str:
         """Start a run; returns its id once ``RunStarted`` is durable.
 
-        ``ttl`` hides the run from ``list_runs`` that long after it ended (its
-        facts are kept); ``policy`` lets the worker cancel it by itself.
+        ``run_id`` names the run: a UUID, or a business key of yours
+        (``"order-1234"``) that maps to the UUID ``uuid5(STEMLOG_NAMESPACE, key)``
+        and is kept as ``RunView.key``; any method that takes a run id takes the
+        key too. Starting a run that exists writes nothing: its id is returned
+        (``if_exists="return"``, an idempotent start) or :class:`RunExistsError`
+        is raised (``"fail"``); a key taken by a run of another workflow is
+        always an error. A ref's params object is encoded by the ref. ``ttl``
+        hides the run from ``list_runs`` that long after it ended (its facts are
+        kept); ``policy`` lets the worker cancel it by itself.
 
         Raises:
             UnknownWorkflowError: the workflow is not registered.
-            InvalidPayloadError: params are not a mapping of JSON values.
+            InvalidPayloadError: params are not a mapping of JSON values; a run id
+                that is neither a UUID nor a non-empty key.
+            RunExistsError: the run exists (``if_exists="fail"``, or another workflow).
         """
-        run = await self._open().commands.start(
-            workflow, params, parent_run_id=parent_run_id, ttl=ttl, policy=policy
-        )
-        assert run is not None, "a fresh run id cannot conflict"
-        return run.state.run_id
+        return await self._open().commands.start(
+            workflow, params, parent_run_id=parent_run_id, ttl=ttl, policy=policy,
+            run_id=run_id, if_exists=if_exists,
+        )  # fmt: skip
+
+    @overload
+    async def start_and_wait(
+        self,
+        workflow: WorkflowRef[P],
+        params: P | None = None,
+        *,
+        timeout: Duration | None = None,
+        run_id: str | None = None,
+        if_exists: IfExists = "return",
+        parent_run_id: str | None = None,
+        ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
+    ) -> WorkflowResult: ...
+
+    @overload
+    async def start_and_wait(
+        self,
+        workflow: str | Definable,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: Duration | None = None,
+        run_id: str | None = None,
+        if_exists: IfExists = "return",
+        parent_run_id: str | None = None,
+        ttl: Duration | None = None,
+        policy: CancellationPolicy | None = None,
+    ) -> WorkflowResult: ...
 
     async def start_and_wait(
         self,
         workflow: Startable,
-        params: Mapping[str, Any] | None = None,
+        params: Any = None,
         *,
         timeout: Duration | None = None,
+        run_id: str | None = None,
+        if_exists: IfExists = "return",
         parent_run_id: str | None = None,
         ttl: Duration | None = None,
         policy: CancellationPolicy | None = None,
     ) -> WorkflowResult:
-        """Start a run and wait for it to end (or for ``timeout``)."""
+        """Start a run (as :meth:`start`) and wait for it to end (or for ``timeout``)."""
         run_id = await self.start(
-            workflow, params, parent_run_id=parent_run_id, ttl=ttl, policy=policy
-        )
+            workflow, params, parent_run_id=parent_run_id, ttl=ttl, policy=policy,
+            run_id=run_id, if_exists=if_exists,
+        )  # fmt: skip
         return await self._wait(run_id, timeout, known_running=self._open().worker is not None)
 
     async def wait_for(self, run_id: str, timeout: Duration | None = None) -> WorkflowResult:
@@ -209,7 +287,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         Raises:
             UnknownRunError: no such run.
         """
-        parse_run_id(run_id)
+        run_id = _run_id(run_id)
         return await self._wait(run_id, timeout, known_running=False)
 
     async def _wait(
@@ -258,7 +336,7 @@ class WorkflowApp(AsyncContextManagerMixin):
             RunEndedError: the run has ended.
             InvalidTopicError, InvalidPayloadError: bad input (nothing is written).
         """
-        parse_run_id(run_id)
+        run_id = _run_id(run_id)
         check_topic(topic)
         value = normalize_json(payload, "payload")
         await self._open().commands.send(run_id, topic, value)
@@ -272,7 +350,7 @@ class WorkflowApp(AsyncContextManagerMixin):
             UnknownRunError: no such run.
             RunEndedError: the run has already ended.
         """
-        parse_run_id(run_id)
+        run_id = _run_id(run_id)
         if reason is not None and not isinstance(reason, str):
             raise InvalidPayloadError("reason", f"a string or None is needed, got {reason!r}")
         await self._open().commands.cancel(run_id, reason)
@@ -284,7 +362,7 @@ class WorkflowApp(AsyncContextManagerMixin):
             UnknownRunError: no such run.
             UnknownStepError: the run never ran ``step``.
         """
-        parse_run_id(run_id)
+        run_id = _run_id(run_id)
         _check_step(step)
         await self._open().commands.rewind(run_id, step)
 
@@ -297,13 +375,14 @@ class WorkflowApp(AsyncContextManagerMixin):
             UnknownRunError: no such run.
             UnknownStepError: the run never ran ``step``.
         """
-        parse_run_id(run_id)
+        run_id = _run_id(run_id)
         _check_step(step)
         run = await self._open().commands.fork(run_id, step)
         return run.state.run_id
 
-    async def import_history(self, history: Sequence[Fact], run_id: str) -> str:
-        """Append an exported history (``Fact`` records of one run) to this store.
+    async def import_history(self, history: Sequence[Fact]) -> str:
+        """Append a run's history, as ``app.history`` returned it (in another store,
+        say), to this store; the run's id.
 
         Positions, timestamps and payloads are kept exactly; the run keeps its
         id. Importing the same history again changes nothing. An app with a
@@ -311,10 +390,10 @@ class WorkflowApp(AsyncContextManagerMixin):
         registered (open with ``worker=False`` to only inspect).
 
         Raises:
-            InvalidPayloadError: malformed history, or another history of that run
-                already exists here.
+            InvalidPayloadError: malformed history, facts of more than one run, or
+                another history of that run already exists here.
         """
-        facts = as_facts(history, str(parse_run_id(run_id)))
+        facts = as_facts(history)
         run = await self._open().commands.import_run(facts)
         return run.state.run_id
 
@@ -325,7 +404,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         Raises:
             UnknownRunError: no such run.
         """
-        return [to_json_line(fact, run_id) for fact in await self.history(run_id)]
+        return [fact.to_json_line() for fact in await self.history(run_id)]
 
     async def import_json_lines(self, lines: Iterable[bytes | str] | BinaryIO) -> dict[str, int]:
         """Import the histories in exported JSON lines; the number of facts by run id.
@@ -340,8 +419,8 @@ class WorkflowApp(AsyncContextManagerMixin):
                 out of order; or another history of a run exists here already.
         """
         histories = read_json_lines(lines)
-        for run_id, records in histories.items():
-            await self.import_history(records, run_id)
+        for records in histories.values():
+            await self.import_history(records)
         return {run_id: len(records) for run_id, records in histories.items()}
 
     async def replay(self, run_id: str, *, until: int | None = None) -> ReplayReport:
@@ -351,6 +430,7 @@ class WorkflowApp(AsyncContextManagerMixin):
             UnknownRunError: no such run.
             UnknownWorkflowError: its workflow version is not registered here.
         """
+        run_id = _run_id(run_id)
         facts = await self._open().store.facts(run_id)
         if not facts:
             raise UnknownRunError(run_id)
@@ -378,6 +458,10 @@ class WorkflowApp(AsyncContextManagerMixin):
         of the view (one run's full history, not a single row).
         """
         queries = self._queries()
+        try:
+            run_id = _run_id(run_id)
+        except UnknownRunError:
+            return None
         if not consistent:
             return await queries.get_run(run_id)
         try:
@@ -406,6 +490,8 @@ class WorkflowApp(AsyncContextManagerMixin):
             raise InvalidPayloadError("status", f"one of {known} is needed, got {status!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidPayloadError("limit", f"an int >= 0 is needed, got {limit!r}")
+        if after is not None:
+            after = _run_id(after)
         return await self._queries().list_runs(workflow, status, limit, after, include_expired)
 
     @property
@@ -428,7 +514,7 @@ class WorkflowApp(AsyncContextManagerMixin):
         Raises:
             UnknownRunError: no such run.
         """
-        facts = await self._open().store.facts(run_id)
+        facts = await self._open().store.facts(_run_id(run_id))
         if not facts:
             raise UnknownRunError(run_id)
         return [to_record(fact) for fact in facts]

@@ -14,6 +14,7 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     ├── MissingValueError (LookupError)      a required param or previous value is absent
     ├── InvalidStoreURLError (ValueError)    a store URL stemlog does not understand
     ├── RunEndedError (RuntimeError)         a write to a run that has already ended
+    ├── RunExistsError (RuntimeError)        a start under a run id or key that is taken
     ├── AppNotOpenError (RuntimeError)       a call on an app outside ``async with``
     ├── WorkerAlreadyRunningError (RuntimeError) a second worker process on one SQLite file
     ├── StoreUnavailableError (ConnectionError) the store stayed away longer than ``store_timeout``
@@ -55,6 +56,19 @@ class UnknownRunError(StemlogError, LookupError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"unknown run {run_id!r}")
+
+
+@final
+class RunExistsError(StemlogError, RuntimeError):
+    """A start named a run (by id or key) that exists already, with
+    ``if_exists="fail"``, or that runs another workflow than the one asked for."""
+
+    def __init__(self, run_id: str, key: str | None, workflow: str) -> None:
+        self.run_id = run_id
+        self.key = key
+        self.workflow = workflow
+        named = run_id if key is None else f"{key!r} ({run_id})"
+        super().__init__(f"run {named} exists already, a run of {workflow!r}")
 
 
 @final

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeAlias, final, overload
+from typing import Any, TypeAlias, TypeVar, final, overload
 
 from stemlog.authoring.context import FlowContext
 from stemlog.authoring.definition import StepSpec, WorkflowDefinition, fingerprint
@@ -19,6 +19,9 @@ from stemlog.authoring.script import ScriptContext
 from stemlog.clock import Duration
 from stemlog.errors import InvalidDefinitionError
 from stemlog.model.records import WorkflowKind, WorkflowResult
+
+
+P = TypeVar("P")
 
 
 def _check_name(name: object, what: str) -> str:
@@ -45,14 +48,28 @@ class _Startable(ABC):
     def name(self) -> str:
         return self.definition.name
 
+    @overload
+    def ref(self) -> WorkflowRef[Any]: ...
+
+    @overload
+    def ref(self, encode_params: Callable[[P], Mapping[str, Any]]) -> WorkflowRef[P]: ...
+
     def ref(
         self, encode_params: Callable[[Any], Mapping[str, Any]] | None = None
     ) -> WorkflowRef[Any]:
-        """A typed handle that encodes its params with ``encode_params``."""
+        """A handle that encodes its params with ``encode_params``: typed by it, so
+        ``app.start(ref, params)`` accepts only that params type."""
         return WorkflowRef(self.definition, encode_params)
 
-    def ref_json(self) -> WorkflowRef[Any]:
-        """A handle whose params object becomes JSON via ``to_json()``, a dataclass or pydantic."""
+    @overload
+    def ref_json(self) -> WorkflowRef[Any]: ...
+
+    @overload
+    def ref_json(self, params_type: type[P]) -> WorkflowRef[P]: ...
+
+    def ref_json(self, params_type: type[Any] | None = None) -> WorkflowRef[Any]:
+        """A handle whose params object becomes JSON via ``to_json()``, a dataclass or
+        pydantic; ``ref_json(Order)`` types it, so ``app.start`` takes only ``Order``."""
         return WorkflowRef(self.definition, encode_params_object)
 
     async def start(self, app: AppLike, **options: Any) -> str:

@@ -101,18 +101,20 @@ def replay(
     definition: Definable,
     *,
     until: int | None = None,
-    run_id: str | None = None,
 ) -> ReplayReport:
-    """Re-execute a run of ``definition`` against ``history`` (facts or Fact records).
+    """Re-execute a run of ``definition`` against ``history``, with no store and no
+    side effects: every step is answered from the history.
 
     Args:
-        history: the run's facts in order, as stored facts or ``Fact`` records
-            (records need ``run_id``; ``app.history`` gives records).
+        history: the run's facts in order: what ``app.history`` returns (``Fact``
+            records, each naming its run), or stored fact objects.
         definition: the Flow, WorkflowScript or definition to check the history against.
         until: replay only facts ``1..until`` (inclusive): time travel.
-        run_id: the run's id, when ``history`` holds records.
+
+    Raises:
+        InvalidPayloadError: the history is empty, malformed, or mixes runs.
     """
-    facts = as_facts(history, run_id)
+    facts = as_facts(history)
     if until is not None:
         facts = facts[: max(until, 1)]
     states, final = _fold_with_snapshots(facts)

@@ -46,7 +46,9 @@ class RunStarted(Aggregate.Created):
     ``workflow_version`` pins the run to one definition version; ``forked_from``
     is ``{"run_id", "position"}`` when the run was forked from another run's
     history (``position``: the last fact of that history the fork keeps),
-    else ``None``.
+    else ``None``. ``key`` is the business key the run was started by (its id
+    is ``uuid5(STEMLOG_NAMESPACE, key)``), else ``None``; facts stored before
+    keys existed read as ``None`` (see :data:`ADDED_FIELDS`).
     """
 
     TOPIC = "stemlog:RunStarted"
@@ -59,6 +61,7 @@ class RunStarted(Aggregate.Created):
     policy: JSONObject | None
     ttl: float | None
     forked_from: JSONObject | None
+    key: str | None = None
 
     def apply(self, aggregate: Any) -> None:
         target: _AppliesFacts = aggregate
@@ -211,6 +214,11 @@ TERMINAL_FACTS: tuple[type[Any], ...] = (RunCompleted, RunFailed, RunCancelled)
 
 _RESERVED = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
+ADDED_FIELDS: dict[type[Any], dict[str, Any]] = {RunStarted: {"key": None}}
+"""Fields added to a fact after facts of its kind were first stored, with what an
+older fact that lacks one means: the upcasting of stored facts (a field is only
+ever added this way, never renamed or removed)."""
+
 
 def fact_fields(fact: AnyFact) -> dict[str, Any]:
     """The stored fields of a fact, without eventsourcing's own attributes."""
@@ -228,6 +236,10 @@ def make_fact(cls: type[Any], run_id: UUID, position: int, fields: dict[str, Any
     field whose stored form differs from its type (``RunStarted.kind``) is
     converted here.
     """
+    added = ADDED_FIELDS.get(cls)
+    if added is not None:
+        for name, value in added.items():
+            fields.setdefault(name, value)
     check_fields(cls, fields)
     fact = object.__new__(cls)
     state = fact.__dict__

@@ -31,8 +31,9 @@ from stemlog.model.facts import (
     StepFailed,
     StepStarted,
 )
+from stemlog.model.history import as_facts
 from stemlog.model.policy import CancellationPolicy
-from stemlog.model.records import ErrorInfo, RunStatus, WorkflowKind
+from stemlog.model.records import ErrorInfo, Fact, RunStatus, WorkflowKind
 from stemlog.model.state import Delivery, PendingWait, Resume, ResumeKind, RunState, StepKey
 
 
@@ -50,17 +51,23 @@ def start_state(fact: RunStarted) -> RunState:
         ttl=fact.ttl,
         forked_from=fact.forked_from,
         created_at=fact.timestamp,
+        key=fact.key,
         updated_at=fact.timestamp,
     )
 
 
-def fold(facts: Iterable[AnyFact]) -> RunState:
+def fold(facts: Iterable[AnyFact | Fact]) -> RunState:
     """Fold a run's history, first fact ``RunStarted``, into its state.
 
+    Args:
+        facts: what ``app.history`` returns (:class:`Fact` records), or the stored
+            fact objects.
+
     Raises:
-        InvalidPayloadError: the history is empty or does not start with ``RunStarted``.
+        InvalidPayloadError: the history is empty, does not start with
+            ``RunStarted``, holds an unknown or malformed record, or mixes runs.
     """
-    iterator = iter(facts)
+    iterator = iter(as_facts(facts))
     first = next(iterator, None)
     if not isinstance(first, RunStarted):
         raise InvalidPayloadError("history", "a run's history starts with RunStarted")

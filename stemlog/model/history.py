@@ -9,25 +9,21 @@ and replays identically on another machine.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import BinaryIO
 from uuid import UUID
-
-import orjson
 
 from stemlog.errors import InvalidPayloadError
 from stemlog.model.facts import FACTS_BY_NAME, AnyFact, fact_fields, make_fact
 from stemlog.model.records import Fact
 
-_DATETIME_FIELDS = frozenset({"deadline", "wake_at", "retry_at"})
-
 
 def to_record(fact: AnyFact) -> Fact:
     """A stored fact as the app's :class:`Fact` record."""
-    return Fact(type(fact).__name__, fact.originator_version, fact.timestamp, fact_fields(fact))
+    return Fact(str(fact.originator_id), type(fact).__name__, fact.originator_version,
+                fact.timestamp, fact_fields(fact))  # fmt: skip
 
 
-def to_fact(record: Fact, run_id: str) -> AnyFact:
+def to_fact(record: Fact) -> AnyFact:
     """A record back as the fact object the fold and the aggregate apply.
 
     Raises:
@@ -37,55 +33,23 @@ def to_fact(record: Fact, run_id: str) -> AnyFact:
     if cls is None:
         raise InvalidPayloadError("history", f"unknown fact type {record.type!r}")
     try:
-        return make_fact(cls, UUID(run_id), record.position,
+        return make_fact(cls, UUID(record.run_id), record.position,
                          {**record.data, "timestamp": record.timestamp})  # fmt: skip
     except (KeyError, ValueError) as error:
         raise InvalidPayloadError("history", f"malformed {record.type}: {error}") from None
 
 
-def as_facts(history: Iterable[Fact | AnyFact], run_id: str | None = None) -> list[AnyFact]:
-    """Facts from records (``run_id`` needed) or from fact objects, in order."""
-    facts: list[AnyFact] = []
-    for item in history:
-        if isinstance(item, Fact):
-            if run_id is None:
-                raise InvalidPayloadError("history", "records need the run id they belong to")
-            facts.append(to_fact(item, run_id))
-        else:
-            facts.append(item)
-    return facts
-
-
-def to_json_line(record: Fact, run_id: str) -> bytes:
-    """One fact as a JSON line (without the newline)."""
-    return orjson.dumps(
-        {
-            "run_id": run_id,
-            "type": record.type,
-            "position": record.position,
-            "timestamp": record.timestamp,
-            "data": record.data,
-        }
-    )
-
-
-def from_json_line(line: bytes | str) -> tuple[str, Fact]:
-    """``(run_id, record)`` from one JSON line.
+def as_facts(history: Iterable[Fact | AnyFact]) -> list[AnyFact]:
+    """Facts from records (as ``app.history`` gives them) or fact objects, in order.
 
     Raises:
-        InvalidPayloadError: not a fact line.
+        InvalidPayloadError: a record of an unknown type or with malformed fields,
+            or facts of more than one run.
     """
-    try:
-        item = orjson.loads(line)
-        data = dict(item["data"])
-        for name in _DATETIME_FIELDS & data.keys():
-            if data[name] is not None:
-                data[name] = datetime.fromisoformat(data[name])
-        timestamp = datetime.fromisoformat(item["timestamp"])
-        record = Fact(str(item["type"]), int(item["position"]), timestamp, data)
-        return str(item["run_id"]), record
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise InvalidPayloadError("history line", str(error)) from None
+    facts = [to_fact(item) if isinstance(item, Fact) else item for item in history]
+    if facts and any(f.originator_id != facts[0].originator_id for f in facts):
+        raise InvalidPayloadError("history", "it holds facts of more than one run")
+    return facts
 
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -120,9 +84,10 @@ def read_json_lines(lines: Iterable[bytes | str] | BinaryIO) -> dict[str, list[F
         if not line.strip():
             continue
         try:
-            run_id, record = from_json_line(line)
+            record = Fact.from_json_line(line)
         except InvalidPayloadError as error:
             raise InvalidPayloadError(f"history line {number}", error.reason) from None
+        run_id = record.run_id
         records = runs.setdefault(run_id, [])
         expected = len(records) + 1
         if record.position != expected:

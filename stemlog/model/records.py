@@ -7,8 +7,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import final
 
+import orjson
+
 from stemlog.codec import JSONObject, JSONValue
-from stemlog.errors import ResultNotAvailableError
+from stemlog.errors import InvalidPayloadError, ResultNotAvailableError
+
+_DATETIME_FIELDS = frozenset({"deadline", "wake_at", "retry_at"})
+"""Fact fields that hold times (ISO strings in a JSON line)."""
 
 
 class RunStatus(StrEnum):
@@ -119,16 +124,47 @@ class RunView:
 @final
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One fact of a run's history.
+    """One fact of a run's history, as ``app.history`` returns it.
 
     ``position`` is 1-based within the run; the fact's fields are in ``data``
-    and are also readable as attributes (``fact.step``).
+    and are also readable as attributes (``fact.step``). Each record names its
+    run, so a history is all that :func:`stemlog.fold`, :func:`stemlog.replay`,
+    ``app.import_history`` and the JSON-lines form (:meth:`to_json_line`,
+    :meth:`from_json_line`) need.
     """
 
+    run_id: str
     type: str
     position: int
     timestamp: datetime
     data: dict[str, JSONValue] = field(default_factory=dict)
+
+    def to_json_line(self) -> bytes:
+        """The fact as one JSON line (without the newline): ``run_id``, ``type``,
+        ``position``, ``timestamp`` (to the microsecond, UTC) and ``data``, exactly."""
+        return orjson.dumps({
+            "run_id": self.run_id, "type": self.type, "position": self.position,
+            "timestamp": self.timestamp, "data": self.data,
+        })  # fmt: skip
+
+    @classmethod
+    def from_json_line(cls, line: bytes | str) -> Fact:
+        """A fact back from :meth:`to_json_line`.
+
+        Raises:
+            InvalidPayloadError: not a fact line.
+        """
+        try:
+            item = orjson.loads(line)
+            data = dict(item["data"])
+            for name in _DATETIME_FIELDS & data.keys():
+                if data[name] is not None:
+                    data[name] = datetime.fromisoformat(data[name])
+            timestamp = datetime.fromisoformat(item["timestamp"])
+            return cls(str(item["run_id"]), str(item["type"]), int(item["position"]),
+                       timestamp, data)  # fmt: skip
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise InvalidPayloadError("history line", str(error)) from None
 
     def __getattr__(self, name: str) -> JSONValue:
         if name.startswith("__") or name == "data":

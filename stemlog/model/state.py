@@ -123,6 +123,8 @@ class RunState:
     error: ErrorInfo | None = None
     cancel_reason: str | None = None
     ended_at: datetime | None = None
+    key: str | None = None
+    """The business key the run was started by, if any."""
 
     def next_attempt(self, key: StepKey) -> int:
         """The attempt number the next ``StepStarted`` of ``key`` carries.

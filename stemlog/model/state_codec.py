@@ -77,6 +77,7 @@ def _rest(state: RunState, wait: PendingWait | None, resume: Resume | None) -> d
         "result": state.result,
         "error": None if state.error is None else state.error.to_json(),
         "cancel_reason": state.cancel_reason, "ended_at": _time(state.ended_at),
+        "key": state.key,
     }  # fmt: skip
 
 
@@ -106,6 +107,7 @@ def state_from_json(data: dict[str, Any]) -> RunState:
         result=data["result"],
         error=None if data["error"] is None else ErrorInfo.from_json(data["error"]),
         cancel_reason=data["cancel_reason"], ended_at=_moment(data["ended_at"]),
+        key=data.get("key"),  # states encoded before run keys existed have none
     )  # fmt: skip
 
 

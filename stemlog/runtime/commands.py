@@ -30,6 +30,7 @@ from stemlog.codec import JSONObject, JSONValue, normalize_json
 from stemlog.errors import (
     InvalidPayloadError,
     RunEndedError,
+    RunExistsError,
     StemlogError,
     UnknownRunError,
     UnknownStepError,
@@ -120,22 +121,34 @@ class Commands:
         parent_run_id: str | None = None,
         ttl: Duration | None = None,
         policy: CancellationPolicy | None = None,
-        run_id: str | None = None,
-    ) -> Run | None:
-        """Append ``RunStarted`` of a new run; the committed aggregate.
+        run_id: object = None,
+        if_exists: str = "return",
+    ) -> str:
+        """Append ``RunStarted`` of a new run; its id.
 
-        Returns ``None`` when ``run_id`` is given and that run exists already.
+        ``run_id`` may be a UUID or a business key (see :mod:`stemlog.model.ids`).
+        When that run exists, nothing is written: its id is returned
+        (``if_exists="return"``) unless it runs another workflow, or
+        :class:`RunExistsError` is raised (``"fail"``).
+
+        Raises:
+            InvalidPayloadError: a bad ``run_id``, ``if_exists``, params, ttl or policy.
+            UnknownWorkflowError: not registered in this app.
+            RunExistsError: the run exists and may not be returned.
         """
+        if if_exists not in ("return", "fail"):
+            raise InvalidPayloadError("if_exists", "if_exists is 'return' or 'fail'")
+        uuid_, key = new_run_id(run_id)
         definition = self.definition(workflow)
         ttl_seconds = optional_seconds(ttl, "ttl")
-        if parent_run_id is not None:
-            parent_run_id = str(parse_run_id(parent_run_id))
         if isinstance(workflow, WorkflowRef) and params is not None:
             params = workflow.encode(params)
         if policy is not None and not isinstance(policy, CancellationPolicy):
             raise InvalidPayloadError("policy", "policy must be a CancellationPolicy")
+        if parent_run_id is not None:
+            parent_run_id = await self._known(parent_run_id)
         run = Run.begin(
-            run_id=parse_run_id(run_id) if run_id else new_run_id(),
+            run_id=uuid_,
             at=self._clock.now(),
             workflow=definition.name,
             kind=definition.kind,
@@ -146,13 +159,34 @@ class Commands:
             policy=None if policy is None else policy.to_json(),
             ttl=ttl_seconds,
             forked_from=None,
+            key=key,
         )
-        return run if await self._commit(run) else None
+        if await self._commit(run):
+            return run.state.run_id
+        return await self._existing(run, if_exists)
+
+    async def _known(self, run_id: str) -> str:
+        """The id of a run that must exist (a parent), given by id or key.
+
+        Raises:
+            UnknownRunError: no such run (naming it as given).
+        """
+        try:
+            return (await self._store.load(str(parse_run_id(run_id)))).state.run_id
+        except UnknownRunError:
+            raise UnknownRunError(str(run_id)) from None
+
+    async def _existing(self, run: Run, if_exists: str) -> str:
+        """The id of the run that was there first, if the caller may have it."""
+        state = run.state
+        other = (await self._store.load(state.run_id)).state
+        if if_exists == "fail" or other.workflow != state.workflow:
+            raise RunExistsError(other.run_id, other.key, other.workflow)
+        return other.run_id
 
     async def start_child(self, workflow: Any, params: Any, parent_run_id: str, run_id: str) -> str:
         """Start the child ``run_id``, or find it started (a re-executed step); its id."""
-        await self.start(workflow, params, parent_run_id=parent_run_id, run_id=run_id)
-        return run_id
+        return await self.start(workflow, params, parent_run_id=parent_run_id, run_id=run_id)
 
     async def import_run(self, facts: list[AnyFact]) -> Run:
         """Append a history exactly as given (same run id, positions, timestamps).
@@ -192,8 +226,9 @@ class Commands:
             raise UnknownStepError(run_id, step)
         first = facts[0]
         fields = fact_fields(first)
-        fields.update(parent_run_id=None, forked_from={"run_id": str(run_id), "position": upto})
-        run = Run.begin(run_id=new_run_id(), at=first.timestamp, **fields)
+        fields.update(parent_run_id=None, key=None,
+                      forked_from={"run_id": str(run_id), "position": upto})  # fmt: skip
+        run = Run.begin(run_id=new_run_id()[0], at=first.timestamp, **fields)
         for fact in facts[1:upto]:
             run.trigger_event(type(fact), timestamp=fact.timestamp, **fact_fields(fact))
         await self._commit(run)

@@ -19,7 +19,8 @@ from stemlog.errors import WorkerAlreadyRunningError
 from tests.crash.scale_workflows import KILLS, WORKFLOWS, checkout, orders
 from tests.crash.workflows import blocking
 
-pytestmark = [pytest.mark.crash, pytest.mark.anyio, pytest.mark.postgres]  # postgres_url: tests/conftest.py
+# postgres_url: tests/conftest.py
+pytestmark = [pytest.mark.crash, pytest.mark.anyio, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -9,14 +9,17 @@ import anyio
 import pytest
 
 from stemlog import (
+    Fact,
     Flow,
+    InvalidPayloadError,
     NonDeterminismError,
     RunStatus,
     WorkflowApp,
     WorkflowScript,
+    fold,
     replay,
 )
-from stemlog.model.history import read_json_lines, to_json_line
+from stemlog.model.history import read_json_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -53,9 +56,9 @@ async def test_replay_answers_steps_from_the_log_without_side_effects() -> None:
         a = await script.step("charge", lambda ctx: side_effects.append("charged") or "ch_1")
         return await script.step("confirm", lambda ctx: f"receipt-{a}")
 
-    run_id, history = await _history("memory://", run)
+    _, history = await _history("memory://", run)
     side_effects.clear()
-    report = replay(history, WorkflowScript("replayed", run=run), run_id=run_id)
+    report = replay(history, WorkflowScript("replayed", run=run))
     assert side_effects == []
     assert report.divergence is None
     assert report.requested == [("charge", 0), ("confirm", 0)]
@@ -66,9 +69,8 @@ async def test_replay_answers_steps_from_the_log_without_side_effects() -> None:
 
 
 async def test_replay_until_is_time_travel() -> None:
-    run_id, history = await _history("memory://", script_of(["a", "b", "c"]))
-    report = replay(history, WorkflowScript("replayed", run=script_of(["a", "b", "c"])),
-                    run_id=run_id, until=4)  # fmt: skip
+    _, history = await _history("memory://", script_of(["a", "b", "c"]))
+    report = replay(history, WorkflowScript("replayed", run=script_of(["a", "b", "c"])), until=4)
     assert len(report.states) == 4
     assert report.final.status is RunStatus.RUNNING
     assert report.requested == [("a", 0), ("b", 0)]
@@ -93,7 +95,7 @@ async def test_divergences_are_reported(
     requested: str,
 ) -> None:
     run_id, history = await _history("memory://", script_of(recorded_steps))
-    report = replay(history, WorkflowScript("replayed", run=script_of(code_steps)), run_id=run_id)
+    report = replay(history, WorkflowScript("replayed", run=script_of(code_steps)))
     error = report.divergence
     assert isinstance(error, NonDeterminismError)
     assert (error.run_id, error.position) == (run_id, position)
@@ -101,9 +103,8 @@ async def test_divergences_are_reported(
 
 
 async def test_a_loop_whose_count_changed_diverges() -> None:
-    run_id, history = await _history("memory://", script_of(["loop", "done"], loop=3))
-    report = replay(history, WorkflowScript("replayed", run=script_of(["loop", "done"], loop=2)),
-                    run_id=run_id)  # fmt: skip
+    _, history = await _history("memory://", script_of(["loop", "done"], loop=3))
+    report = replay(history, WorkflowScript("replayed", run=script_of(["loop", "done"], loop=2)))
     assert report.divergence is not None
     assert (report.divergence.recorded, report.divergence.requested) == ("loop#2", "done")
 
@@ -187,14 +188,39 @@ async def test_runs_stay_pinned_to_their_version(durable_url: str) -> None:
 
 async def test_exported_history_imports_and_replays_identically(tmp_path: Any) -> None:
     run_id, history = await _history("memory://", script_of(["a", "b"]))
-    lines = [to_json_line(record, run_id) for record in history]
+    lines = [record.to_json_line() for record in history]
     imported = read_json_lines(lines)
     async with WorkflowApp.open(f"sqlite:///{tmp_path / 'other.db'}", worker=False) as app:
         app.register_scripts([WorkflowScript("replayed", run=script_of(["a", "b"]))])
-        await app.import_history(imported[run_id], run_id)
+        await app.import_history(imported[run_id])
         again = await app.history(run_id)
         report = await app.replay(run_id)
         view = await app.get_run(run_id)
-    assert [to_json_line(record, run_id) for record in again] == lines
+    assert [record.to_json_line() for record in again] == lines
     assert report.divergence is None
     assert view is not None and view.status == "completed"
+
+
+async def test_what_history_returns_is_all_fold_replay_and_import_need(store_url: str) -> None:
+    script = WorkflowScript("replayed", run=script_of(["a", "b"]))
+    async with WorkflowApp.open(store_url) as app:
+        app.register_scripts([script])
+        result = await app.start_and_wait(script, timeout=5)
+        history = await app.history(result.run_id)
+    assert {fact.run_id for fact in history} == {result.run_id}
+    state = fold(history)
+    assert state.run_id == result.run_id and state.status is RunStatus.COMPLETED
+    assert replay(history, script).divergence is None
+    assert [Fact.from_json_line(f.to_json_line()) for f in history] == history
+    async with WorkflowApp.open("memory://", worker=False) as other:
+        assert await other.import_history(history) == result.run_id
+        assert await other.history(result.run_id) == history
+
+
+async def test_a_history_that_mixes_runs_is_refused() -> None:
+    _, first = await _history("memory://", script_of(["a"]))
+    _, second = await _history("memory://", script_of(["a"]))
+    with pytest.raises(InvalidPayloadError, match="more than one run"):
+        fold([*first, *second[1:]])
+    with pytest.raises(InvalidPayloadError, match="more than one run"):
+        replay([*first, *second[1:]], WorkflowScript("replayed", run=script_of(["a"])))

@@ -26,6 +26,8 @@ V2_LANDED = [
     "Difference",
     # faults
     "StoreUnavailableError", "StoreWriteError",
+    # runs by key
+    "RunExistsError",
 ]  # fmt: skip
 
 
