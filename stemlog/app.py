@@ -166,8 +166,21 @@ class WorkflowApp(AsyncContextManagerMixin):
         return self._registry.all()
 
     def manifest(self) -> list[dict[str, Any]]:
-        """Every registered definition, described for tooling."""
+        """Every definition registered in this app, described for tooling."""
         return [definition.manifest() for definition in self._registry.all()]
+
+    async def workflows(self) -> list[dict[str, Any]]:
+        """Every workflow version any app has registered with this store (the store's
+        catalog), described as :meth:`manifest` describes this app's: what a process
+        without the code can start by name.
+
+        Raises:
+            StoreUnavailableError: the store stayed away longer than ``store_timeout``.
+        """
+        runtime = self._open()
+        await runtime.catalog.flush()
+        entries = await runtime.store.blocking(runtime.store.catalog.entries)
+        return [entry.manifest() for entry in entries]
 
     # -- runs -------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from stemlog.model.ids import new_run_id, parse_run_id
 from stemlog.model.policy import CancellationPolicy
 from stemlog.model.run import Run
 from stemlog.runtime.read_side import ReadSide
+from stemlog.store.catalog import CatalogEntry
 from stemlog.store.events import RunStore
 from stemlog.store.index import ClaimMode
 
@@ -139,7 +140,7 @@ class Commands:
         if if_exists not in ("return", "fail"):
             raise InvalidPayloadError("if_exists", "if_exists is 'return' or 'fail'")
         uuid_, key = new_run_id(run_id)
-        definition = self.definition(workflow)
+        definition = await self._pinned(workflow)
         ttl_seconds = optional_seconds(ttl, "ttl")
         if isinstance(workflow, WorkflowRef) and params is not None:
             params = workflow.encode(params)
@@ -164,6 +165,27 @@ class Commands:
         if await self._commit(run):
             return run.state.run_id
         return await self._existing(run, if_exists)
+
+    async def _pinned(self, workflow: Startable) -> WorkflowDefinition | CatalogEntry:
+        """What a new run is pinned to: the registered definition, or for a name this
+        app has not registered, the newest version any app recorded in the store's
+        catalog (a worker that registered it drives the run).
+
+        Raises:
+            UnknownWorkflowError: neither here nor in the catalog.
+        """
+        try:
+            return self.definition(workflow)
+        except UnknownWorkflowError:
+            if not isinstance(workflow, str):
+                raise
+        entries = await self._store.blocking(self._store.catalog.entries)
+        known = [entry for entry in entries if entry.name == workflow]
+        if not known:
+            raise UnknownWorkflowError(
+                workflow, reason="neither this app nor any app on this store registered it"
+            )
+        return max(known, key=lambda entry: entry.version)
 
     async def _known(self, run_id: str) -> str:
         """The id of a run that must exist (a parent), given by id or key.

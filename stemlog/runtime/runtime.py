@@ -19,6 +19,7 @@ import anyio
 from stemlog.authoring.registry import Registry
 from stemlog.clock import Clock
 from stemlog.errors import InvalidStoreURLError, StoreUnavailableError, StoreWriteError
+from stemlog.runtime.catalog import CatalogWriter
 from stemlog.runtime.commands import Commands
 from stemlog.runtime.dispatch import Dispatcher
 from stemlog.runtime.read_side import ReadSide
@@ -56,6 +57,7 @@ class Runtime:
         self.signals = RunSignals()
         self.commands = commands
         self.worker = worker
+        self.catalog = CatalogWriter(store, registry)
         self.dispatcher = Dispatcher(self.signals, views.appended, worker)
         interval = store.backend.tail_interval
         self.tail = None if interval is None else PollingTail(
@@ -75,7 +77,9 @@ class Runtime:
             self.worker.hint()
 
     def recover_soon(self) -> None:
-        """New definitions were registered: the worker claims what it now serves."""
+        """New definitions were registered: the catalog records them and the worker
+        claims what it now serves."""
+        self.catalog.changed()
         if self.worker is not None:
             self.worker.hint()
 
@@ -175,6 +179,7 @@ async def open_runtime(
             if driver is not None:
                 await group.start(driver.run)
             await group.start(views.follow, backend.leadership(store))
+            await group.start(runtime.catalog.run)
             hints = backend.hints(store)
             if hints is not None:
                 group.start_soon(hints.run, runtime.log_hint, runtime.ready_hint)

@@ -19,6 +19,7 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from stemlog.model.facts import AnyFact
 from stemlog.model.run import Run
+from stemlog.store.catalog import Catalog
 
 T = TypeVar("T")
 
@@ -240,6 +241,10 @@ class Backend(Protocol):
 
     def worker_guard(self) -> WorkerGuard:
         """What a worker holds while it serves this store."""
+        ...
+
+    def catalog(self, store: StoreCore) -> Catalog:
+        """The store's table of registered workflows (:mod:`stemlog.store.catalog`)."""
         ...
 
     def hints(self, store: StoreCore) -> Hints | None:

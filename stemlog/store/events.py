@@ -55,7 +55,7 @@ from stemlog.store.index import (
     IndexEntry,
 )
 from stemlog.store.log import RunLog, partition_name
-from stemlog.store.transcoder import decode_fields, decode_notification
+from stemlog.store.transcoder import decode_notification, decode_rows
 
 T = TypeVar("T")
 R = TypeVar("R", bound=TrackingRecorder)
@@ -115,6 +115,7 @@ class RunStore:
                 self.logs.append(RunLog(env=env, name=partition_name(number)))
             self.index = cast(IndexedRecorder, self.log.recorder)
             backend.prepare(self)
+            self.catalog = backend.catalog(self)
         except BaseException:
             self.close()
             raise
@@ -256,7 +257,8 @@ class RunStore:
         """
         rows = self.backend.read_rows(self.logs[partition], start, limit, stop)
         count = self.partitions
-        return [LoggedFact(row[0], _decode_row(row), partition, count) for row in rows]
+        facts = decode_rows(rows, _unreadable)
+        return [LoggedFact(row[0], fact, partition, count) for row, fact in zip(rows, facts)]
 
     def partition_recorder(self, number: int) -> ApplicationRecorder:
         """The eventsourcing recorder of one partition."""
@@ -607,14 +609,10 @@ class RunStore:
             log.close()
 
 
-def _decode_row(row: StoredRow) -> AnyFact | UnreadableFact:
-    _, run_id, version, topic, state = row
-    try:
-        return decode_fields(topic, run_id, version, state)
-    except Exception as error:
-        return UnreadableFact(
-            run_id if isinstance(run_id, UUID) else UUID(run_id), version, topic, describe(error)
-        )
+def _unreadable(row: StoredRow, error: Exception) -> UnreadableFact:
+    _, run_id, version, topic, _ = row
+    uuid = run_id if isinstance(run_id, UUID) else UUID(run_id)
+    return UnreadableFact(uuid, version, topic, describe(error))
 
 
 @final

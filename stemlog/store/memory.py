@@ -28,6 +28,7 @@ from stemlog.store.base import (
     no_lock,
     rows_of_notifications,
 )
+from stemlog.store.catalog import Catalog, MemoryCatalog
 from stemlog.store.index import AppendResult, ClaimRound, IndexEntry, IndexRow
 from stemlog.store.memory_index import MemoryIndex
 
@@ -180,6 +181,9 @@ class MemoryBackend:
 
     def heal(self, log: Application[UUID]) -> None:
         """Nothing to heal: no connections are kept across a fault."""
+
+    def catalog(self, store: StoreCore) -> Catalog:
+        return MemoryCatalog()  # asked once per store: it lives as long as the store
 
     def worker_guard(self) -> WorkerGuard:
         return NoGuard()

@@ -41,6 +41,7 @@ from stemlog.store.base import (
     WorkerGuard,
     rows_of_notifications,
 )
+from stemlog.store.catalog import CATALOG_TABLE, Catalog, SQLCatalog
 from stemlog.store.postgres_recorder import (
     READY_CHANNEL,
     OnceRecorder,
@@ -391,6 +392,11 @@ class PostgresBackend:
         assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
         with contextlib.suppress(psycopg.Error):
             recorder.datastore.pool.check()
+
+    def catalog(self, store: StoreCore) -> Catalog:
+        datastore = _datastore(store.log)
+        schema = datastore.schema.replace('"', '""')
+        return SQLCatalog(datastore, f'"{schema}"."{CATALOG_TABLE}"', "%s")
 
     def worker_guard(self) -> WorkerGuard:
         return NoGuard()  # any number of worker processes share a database

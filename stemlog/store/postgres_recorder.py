@@ -29,6 +29,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from stemlog.model.children import child_topic
+from stemlog.store.catalog import CATALOG_TABLE, catalog_ddl
 from stemlog.store.index import (
     AppendResult,
     Claimed,
@@ -53,6 +54,7 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS stemlog_run_index_claims ON {index} (claimed_by) "
     "WHERE claimed_by IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS {meta} (backfilled integer NOT NULL)",
+    catalog_ddl("{catalog}"),
     # When a row may be claimed (stemlog.store.index.due_of).
     "CREATE OR REPLACE FUNCTION {due}(ready bigint, claimer text, expires bigint) "
     "RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT CASE "
@@ -243,6 +245,7 @@ class StemlogPostgresRecorder(OnceRecorder):
         self._names: dict[str, Composed | Identifier | Literal] = {
             "index": _qualified(datastore, INDEX_TABLE),
             "meta": _qualified(datastore, "stemlog_run_index_meta"),
+            "catalog": _qualified(datastore, CATALOG_TABLE),
             "due": _qualified(datastore, "stemlog_due"),
             "append": _qualified(datastore, "stemlog_append"),
             "event_type": _qualified(datastore, self.stored_event_type_name),

@@ -18,6 +18,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from stemlog.store.catalog import CATALOG_TABLE, catalog_ddl
 from stemlog.store.index import (
     AppendResult,
     Claimed,
@@ -48,6 +49,7 @@ _DDL = (
     f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_claims ON {INDEX_TABLE} (claimed_by) "
     "WHERE claimed_by IS NOT NULL",
     f"CREATE TABLE IF NOT EXISTS {_META_TABLE} (backfilled INTEGER NOT NULL)",
+    catalog_ddl(CATALOG_TABLE),
 )
 
 

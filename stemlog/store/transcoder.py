@@ -8,8 +8,9 @@ upcasters are configured, so the stored state is the fact's fields).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import orjson
@@ -17,6 +18,9 @@ from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 
 from stemlog.model.facts import FACTS_BY_TOPIC, AnyFact, make_fact
 from stemlog.model.records import WorkflowKind
+from stemlog.store.base import StoredRow
+
+T = TypeVar("T")
 
 _DATETIME_TAG = "datetime_iso"
 _TIME_FIELDS = ("timestamp", "deadline", "wake_at", "retry_at")
@@ -92,6 +96,35 @@ def decode_fields(topic: str, run_id: UUID | str, version: int, state: bytes) ->
         if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
             fields[key] = datetime.fromisoformat(value["_data_"])
     return make_fact(cls, cast(UUID, run_id), version, fields)
+
+
+def decode_rows(
+    rows: Sequence[StoredRow], unreadable: Callable[[StoredRow, Exception], T]
+) -> list[AnyFact | T]:
+    """The facts of a page of stored rows, in order: :func:`decode_fields` in one loop
+    (no call per row, lookups hoisted: a rebuild decodes a million facts). A row that
+    cannot be decoded is handed to ``unreadable`` with the error, and what it returns
+    takes the fact's place.
+    """
+    facts: list[AnyFact | T] = []
+    append, specs, loads, parse = facts.append, _SPECS, orjson.loads, datetime.fromisoformat
+    for row in rows:
+        try:
+            _, run_id, version, topic, state = row
+            spec = specs.get(topic)
+            if spec is None:
+                raise LookupError(f"unknown fact topic {topic!r}")
+            fields = loads(state)
+            if type(fields) is not dict:
+                raise ValueError(f"{spec[0].__name__} is not an object: {fields!r}")
+            for key in spec[1]:
+                value = fields.get(key)
+                if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
+                    fields[key] = parse(value["_data_"])
+            append(make_fact(spec[0], cast(UUID, run_id), version, fields))
+        except Exception as error:
+            append(unreadable(row, error))
+    return facts
 
 
 def _times_of(cls: type[Any]) -> tuple[str, ...]:
