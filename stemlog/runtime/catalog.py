@@ -27,8 +27,10 @@ _RETRY_SECONDS = 1.0
 
 def catalog_entry(definition: WorkflowDefinition) -> CatalogEntry:
     """What the catalog keeps of a definition."""
-    return CatalogEntry(definition.name, definition.version, definition.kind,
-                        definition.fingerprint, tuple(s.name for s in definition.steps))  # fmt: skip
+    steps = tuple(step.name for step in definition.steps)
+    return CatalogEntry(
+        definition.name, definition.version, definition.kind, definition.fingerprint, steps
+    )
 
 
 @final
