@@ -4,12 +4,15 @@
    billing script: 9 facts) are written to a SQLite file; the read models are
    rebuilt from position 0 and the rate (facts/s) is printed beside the raw
    rate of reading the same notification log (pages of 1,000, no decoding) and
-   the decoded rate, measured in the same run, with the ratio.
+   the decoded rate, measured in the same run, with the ratio. ``--repeat N``
+   measures the three N times in turn and prints medians (the ratios: the
+   median of each round's), steadier on a busy machine.
 2. Latency: ``list_runs(status=..., workflow=...)`` (first page of 100) and
    ``runs_waiting_on(topic)`` on models holding 10k, 100k and 1M runs (rows
    written straight into the tables), median of many calls. Flat is the goal.
 
-    python benchmarks/read_models.py [--runs 100000] [--sizes 10000,100000,1000000] [--json]
+    python benchmarks/read_models.py [--runs 100000] [--sizes 10000,100000,1000000]
+                                     [--repeat 1] [--json]
 
 (Named ``read_models.py``, not ``projections.py``: a script of that name would
 shadow the ``projections`` package for every script in this folder.)
@@ -102,23 +105,33 @@ def read_rate(log: RunLog, decode: bool) -> float:
     return count / (time.perf_counter() - started)
 
 
-def rebuild_benchmark(runs: int, folder: Path) -> dict[str, Any]:
+def rebuild_benchmark(runs: int, folder: Path, repeat: int = 1) -> dict[str, Any]:
+    """Rates of the raw read, the decoded read and the rebuild, measured one after the
+    other ``repeat`` times: medians, and the median of each round's ratios (a round's
+    three figures share the machine's load of the moment)."""
     store = RunStore(parse_store_url(f"sqlite:///{folder / 'rebuild.db'}"))
     log = store.log
+    rounds: list[tuple[float, float, float]] = []
     try:
         facts = write_seed_runs(log, runs)
         view = store.tracking_recorder(SQLiteRunsView)
-        raw = read_rate(log, decode=False)
-        decoded = read_rate(log, decode=True)
-        result = audit.rebuild(store, view)
-        assert result.position == facts
+        for _ in range(repeat):
+            raw = read_rate(log, decode=False)
+            decoded = read_rate(log, decode=True)
+            result = audit.rebuild(store, view)
+            assert result.position == facts
+            rounds.append((result.events_per_second, raw, decoded))
     finally:
         store.close()
+    rebuilt, raws, decodeds = zip(*rounds, strict=True)
     return {
-        "runs": runs, "facts": facts, "rebuild_facts_per_s": result.events_per_second,
-        "raw_read_facts_per_s": raw, "decoded_read_facts_per_s": decoded,
-        "ratio_to_raw": result.events_per_second / raw,
-        "ratio_to_decoded": result.events_per_second / decoded,
+        "runs": runs, "facts": facts, "repeat": repeat,
+        "rebuild_facts_per_s": statistics.median(rebuilt),
+        "raw_read_facts_per_s": statistics.median(raws),
+        "decoded_read_facts_per_s": statistics.median(decodeds),
+        "ratio_to_raw": statistics.median(r / w for r, w, _ in rounds),
+        "ratio_to_decoded": statistics.median(r / d for r, _, d in rounds),
+        "rounds": rounds,
     }  # fmt: skip
 
 
@@ -177,16 +190,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of raw read, decoded read and rebuild (medians)")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stemlog-bench-") as folder:
-        rebuild = rebuild_benchmark(options.runs, Path(folder))
+        rebuild = rebuild_benchmark(options.runs, Path(folder), options.repeat)
         sizes = [int(size) for size in options.sizes.split(",")]
         latency = [latency_benchmark(size, Path(folder), options.calls) for size in sizes]
     if options.json:
         print(orjson.dumps({"rebuild": rebuild, "latency": latency}).decode())
         return
-    print(f"rebuild of the read models, SQLite file, {rebuild['runs']:,} seed runs")
+    rounds = f", median of {options.repeat} rounds" if options.repeat > 1 else ""
+    print(f"rebuild of the read models, SQLite file, {rebuild['runs']:,} seed runs{rounds}")
     print(f"{'facts':>10} {'rebuild/s':>11} {'raw read/s':>11} {'ratio':>6} "
           f"{'decoded read/s':>15} {'ratio':>6}")  # fmt: skip
     r = rebuild

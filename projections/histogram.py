@@ -11,11 +11,13 @@ from collections.abc import Mapping
 
 _BASE = 1.05
 _MIN_SECONDS = 1e-6
+_LOG_BASE = math.log(_BASE)
+"""Computed once: the same float ``math.log(_BASE)`` gives every time."""
 
 
 def bucket_of(seconds: float) -> int:
     """The histogram bucket of a duration."""
-    return math.ceil(math.log(max(seconds, _MIN_SECONDS)) / math.log(_BASE))
+    return math.ceil(math.log(max(seconds, _MIN_SECONDS)) / _LOG_BASE)
 
 
 def bucket_upper(bucket: int) -> float:

@@ -40,16 +40,18 @@ class StatsDelta:
     def step(self, workflow: str, step: str) -> StepStats:
         """The change to one ``step_stats`` row."""
         key = (workflow, step)
-        if key not in self.steps:
-            self.steps[key] = StepStats(workflow, step)
-        return self.steps[key]
+        found = self.steps.get(key)
+        if found is None:
+            found = self.steps[key] = StepStats(workflow, step)
+        return found
 
     def workflow(self, workflow: str, status: str) -> WorkflowStats:
         """The change to one ``workflow_stats`` row."""
         key = (workflow, status)
-        if key not in self.workflows:
-            self.workflows[key] = WorkflowStats(workflow, status)
-        return self.workflows[key]
+        found = self.workflows.get(key)
+        if found is None:
+            found = self.workflows[key] = WorkflowStats(workflow, status)
+        return found
 
     def moved(self, state: RunState, before: RunStatus | None) -> None:
         """Count a run that went from status ``before`` (``None``: it just started) to
@@ -81,18 +83,24 @@ def fold_page(
     delta = StatsDelta()
     states: dict[str, tuple[RunState, int]] = {}
     blocked: dict[str, RunRow] = {}
+    plain, stepping = _PLAIN, _STEP_FACTS
     for index, logged in enumerate(page):
         fact = logged.fact
         run_id = str(fact.originator_id)
         entry = states.get(run_id)
         try:
-            if entry is not None and type(fact) in _PLAIN:  # the common case, inline
-                state = entry[0]
-                status = state.status
-                evolve(state, fact)  # type: ignore[arg-type]
-                if state.status is not status:
-                    delta.moved(state, status)
-                continue
+            if entry is not None:  # the common case, inline: a run this page folds already
+                kind = type(fact)
+                if kind in plain:
+                    state = entry[0]
+                    status = state.status
+                    evolve(state, fact)  # type: ignore[arg-type]
+                    if state.status is not status:
+                        delta.moved(state, status)
+                    continue
+                if kind in stepping:
+                    _fold_step(entry[0], fact, delta)  # type: ignore[arg-type]
+                    continue
             row = previous.get(run_id)
             if run_id in blocked or (row is not None and row.blocked is not None):
                 continue
@@ -109,10 +117,20 @@ def fold_page(
     return rows + list(blocked.values()), delta
 
 
-_PLAIN = frozenset(
-    cls for cls in FACT_TYPES if cls not in (RunStarted, StepCompleted, StepFailed)
-)
-"""Facts that only evolve the state (no step stats): folded inline by :func:`fold_page`."""
+_STEP_FACTS = frozenset({StepCompleted, StepFailed})
+"""Facts that also count in ``step_stats``."""
+_PLAIN = frozenset(cls for cls in FACT_TYPES if cls not in (RunStarted, *_STEP_FACTS))
+"""Facts that only evolve the state: folded inline by :func:`fold_page`."""
+
+
+def _fold_step(state: RunState, fact: StepCompleted | StepFailed, delta: StatsDelta) -> None:
+    """Fold a step's outcome and count it (its duration from the state's
+    ``step_started_at`` before the fold)."""
+    status, step_started_at = state.status, state.step_started_at
+    evolve(state, fact)
+    delta.step(state.workflow, fact.step).account(fact, step_started_at)
+    if state.status is not status:
+        delta.moved(state, status)
 
 
 def _fold_one(
@@ -137,13 +155,12 @@ def _fold_one(
             return
         entry = states[run_id] = (state_of(row), row.seq)
     state = entry[0]
-    status, step_started_at = state.status, state.step_started_at
-    evolve(state, fact)
-    if delta is None:
+    if delta is not None and isinstance(fact, StepCompleted | StepFailed):
+        _fold_step(state, fact, delta)
         return
-    if isinstance(fact, StepCompleted | StepFailed):
-        delta.step(state.workflow, fact.step).account(fact, step_started_at)
-    if state.status is not status:
+    status = state.status
+    evolve(state, fact)
+    if delta is not None and state.status is not status:
         delta.moved(state, status)
 
 

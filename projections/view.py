@@ -11,6 +11,7 @@ both apply the same page.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, final
@@ -63,6 +64,11 @@ class RunsView(Protocol):
 
     def ensure_models(self) -> bool:
         """Reset the models if their stored versions are not the code's; whether it did."""
+        ...
+
+    def deferred_indexes(self) -> AbstractContextManager[None]:
+        """Inside, the indexes only queries use are dropped; on the way out they are made
+        again from the whole table, cheaper than row by row (for a rebuild)."""
         ...
 
     def write_page(

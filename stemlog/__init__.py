@@ -40,7 +40,6 @@ if TYPE_CHECKING:
         UnknownRunError,
         UnknownStepError,
         UnknownWorkflowError,
-        WorkerAlreadyRunningError,
     )
     from stemlog.execution.replay import ReplayReport, StateSnapshot, replay
     from stemlog.model.fold import fold
@@ -96,7 +95,6 @@ __all__ = [
     "UnknownRunError",
     "UnknownStepError",
     "UnknownWorkflowError",
-    "WorkerAlreadyRunningError",
     "WorkflowApp",
     "WorkflowDefinition",
     "WorkflowKind",

@@ -16,7 +16,6 @@ also from the built-in a caller would expect, so ``except LookupError`` or
     ├── RunEndedError (RuntimeError)         a write to a run that has already ended
     ├── RunExistsError (RuntimeError)        a start under a run id or key that is taken
     ├── AppNotOpenError (RuntimeError)       a call on an app outside ``async with``
-    ├── WorkerAlreadyRunningError (RuntimeError) a second worker process on one SQLite file
     ├── StoreUnavailableError (ConnectionError) the store stayed away longer than ``store_timeout``
     ├── StoreWriteError (OSError)            the store refused a write: disk full, read-only
     ├── NonDeterminismError (RuntimeError)   the code asked for another step than the log holds
@@ -147,20 +146,6 @@ class AppNotOpenError(StemlogError, RuntimeError):
 
     def __init__(self) -> None:
         super().__init__("the app is not open: use 'async with WorkflowApp.open(url) as app'")
-
-
-@final
-class WorkerAlreadyRunningError(StemlogError, RuntimeError):
-    """Another process already runs a worker on this SQLite file."""
-
-    def __init__(self, lock_path: str, holder: str) -> None:
-        self.lock_path = lock_path
-        self.holder = holder
-        super().__init__(
-            f"a worker already serves this SQLite file ({holder}, lock {lock_path}); "
-            "SQLite takes one worker process: open other apps with worker=False, "
-            "or use PostgreSQL for several workers"
-        )
 
 
 @final

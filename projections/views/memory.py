@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import astuple
 from datetime import datetime
 from typing import Any
@@ -46,6 +48,10 @@ class POPORunsView(POPOTrackingRecorder):
     def ensure_models(self) -> bool:
         """In memory the models are always built by this code's versions."""
         return False
+
+    def deferred_indexes(self) -> AbstractContextManager[None]:
+        """No indexes to defer in memory."""
+        return contextlib.nullcontext()
 
     def write_page(
         self,

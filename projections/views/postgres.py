@@ -38,6 +38,11 @@ class PostgresRunsView(SQLRunsView, PostgresTrackingRecorder):
     def transaction(self, *, commit: bool) -> Any:
         return self.datastore.transaction(commit=commit)
 
+    def _drop_index(self, name: str) -> Composed:
+        """An index is named with its schema to be dropped (it is created in its table's)."""
+        index = Identifier(self.datastore.schema, f"stemlog_{name}")
+        return SQL("DROP INDEX IF EXISTS {}").format(index)
+
     def _lock_stats(self, cursor: Any) -> None:
         """A transaction-scoped advisory lock: the stats rows are read, merged and
         written by one partition's projector at a time."""

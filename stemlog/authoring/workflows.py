@@ -20,7 +20,6 @@ from stemlog.clock import Duration
 from stemlog.errors import InvalidDefinitionError
 from stemlog.model.records import WorkflowKind, WorkflowResult
 
-
 P = TypeVar("P")
 
 

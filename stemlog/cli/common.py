@@ -1,18 +1,19 @@
-"""What every command shares: the store URL, loading an app module, output, errors."""
+"""What every command shares: the store URL, loading an app module, running, errors."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import anyio
 import orjson
 import typer
-from rich.console import Console
 
 from stemlog import (
     Flow,
@@ -23,12 +24,18 @@ from stemlog import (
     WorkflowDefinition,
     WorkflowScript,
 )
+from stemlog.cli.output import fail
 
 T = TypeVar("T")
 
 DEFAULT_DB = "sqlite:///./stemlog.db"
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+
+_STORE_FAILED = (StoreUnavailableError, StoreWriteError)
+"""The store failed or refused the command (not the user's input): exit 1."""
+
+
+AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
+JsonOption = typer.Option(False, "--json", help="print JSON (errors too: one JSON line on stderr)")
 
 
 class Options:
@@ -38,28 +45,40 @@ class Options:
     store_timeout: float = 30.0
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one line to standard error and exit with ``code``."""
-    errors.print(f"error: {message}", markup=False, highlight=False)
-    raise typer.Exit(code)
+def stemlog_command() -> str:
+    """``stemlog `` and the ``--db`` this invocation used, unless it is the default,
+    to start the commands the CLI suggests (they must reach the same store)."""
+    return "stemlog " + ("" if Options.db == DEFAULT_DB else f"--db {shlex.quote(Options.db)} ")
+
+
+def exit_code_of(error: BaseException) -> int:
+    """1 when the store failed the command or something unexpected broke, 2 when the
+    input was wrong (an unknown run, a malformed payload, a bad URL...)."""
+    if isinstance(error, _STORE_FAILED):
+        return 1
+    if isinstance(error, (StemlogError, OSError, ValueError)):
+        return 2
+    return 1
 
 
 def run(function: Callable[[], Awaitable[T]]) -> T:
     """Run an async command; every error becomes one line on standard error.
 
-    Exit code 1 when the store failed the command (unavailable, refusing
-    writes) or something unexpected went wrong, 2 for bad usage or input.
+    ``typer.Exit`` (raised by :func:`fail` inside the command, after it printed
+    its line) passes through untouched: it is a ``RuntimeError`` and would
+    otherwise be reported a second time as unexpected.
     """
     try:
         return anyio.run(function)
-    except (StoreUnavailableError, StoreWriteError) as error:
-        fail(str(error), 1)
-    except StemlogError as error:
-        fail(str(error), 2)
-    except (OSError, ValueError) as error:
-        fail(f"{type(error).__name__}: {error}", 2)
+    except typer.Exit:
+        raise
     except Exception as error:
-        fail(f"unexpected {type(error).__name__}: {error}", 1)
+        code = exit_code_of(error)
+        message = str(error)
+        if not isinstance(error, StemlogError):
+            prefix = "" if code == 2 else "unexpected "
+            message = f"{prefix}{type(error).__name__}: {error}"
+        fail(message, code, type(error).__name__)
 
 
 def parse_json(text: str, what: str) -> Any:
@@ -67,25 +86,38 @@ def parse_json(text: str, what: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as error:
-        fail(f"{what} is not valid JSON: {error}")
+        fail(f"{what} is not valid JSON: {error}", 2, "InvalidPayloadError")
 
 
-def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
+def _importable_here() -> None:
+    """Put the current directory first on ``sys.path``, as ``python -m``, uvicorn
+    and celery do: the ``stemlog`` script's own entry is its bin directory, so
+    ``--app myapp:app`` would not find ``./myapp.py`` without ``PYTHONPATH=.``."""
+    here = os.getcwd()
+    if not {"", ".", here} & set(sys.path):
+        sys.path.insert(0, here)
 
 
-def load_definitions(target: str | None) -> list[WorkflowDefinition]:
-    """The definitions of ``module:attr``: a WorkflowApp, a Flow/WorkflowScript, or a list."""
+def load_definitions(target: str | None, *, required: bool = True) -> list[WorkflowDefinition]:
+    """The definitions of ``module:attr``: a WorkflowApp, a Flow/WorkflowScript, or a list.
+
+    Without ``--app`` (or ``$STEMLOG_APP``): none when not ``required``, else exit 2.
+    """
     target = target or os.environ.get("STEMLOG_APP")
     if not target:
+        if not required:
+            return []
         fail("this command needs the workflow definitions: pass --app module:attribute")
     module_name, _, attribute = target.partition(":")
+    _importable_here()
     try:
         value: Any = importlib.import_module(module_name)
         for part in (attribute or "app").split("."):
             value = getattr(value, part)
     except (ImportError, AttributeError) as error:
         fail(f"cannot load {target!r}: {error}")
+    except Exception as error:  # the module itself raised while being imported
+        fail(f"cannot load {target!r}: {type(error).__name__}: {error}")
     return _definitions_of(value, target)
 
 
@@ -94,9 +126,9 @@ def _definitions_of(value: Any, target: str) -> list[WorkflowDefinition]:
         return value.definitions()
     if isinstance(value, (Flow, WorkflowScript, WorkflowDefinition)):
         return [value.definition]
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [item.definition for item in value]
-    fail(f"{target!r} is not a WorkflowApp, a workflow, or a list of workflows")
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        fail(f"{target!r} is not a WorkflowApp, a workflow, or a list of workflows")
+    return [item.definition for item in value]
 
 
 def open_app(
@@ -118,7 +150,21 @@ def open_app(
     return app
 
 
-def configure_logging(*, verbose: bool, worker: bool = False) -> None:
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one JSON line (``time``, ``level``, ``logger``, ``message``),
+    for ``worker --json``: a log collector reads it without a pattern."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }  # fmt: skip
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def configure_logging(*, verbose: bool, worker: bool = False, as_json: bool = False) -> None:
     """Send the ``stemlog`` loggers to standard error: a worker logs what it does
     (INFO), other commands stay quiet unless ``--verbose`` (their errors are the
     one line :func:`fail` prints)."""
@@ -130,7 +176,8 @@ def configure_logging(*, verbose: bool, worker: bool = False) -> None:
         root.setLevel(logging.CRITICAL + 1)
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(JsonLogFormatter() if as_json else plain)
     handler.stemlog_cli = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

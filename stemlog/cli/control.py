@@ -1,137 +1,139 @@
-"""Commands that act: ``start``, ``emit``, ``send``, ``cancel``, ``rewind``, ``fork``,
-``worker``, ``manifest``."""
+"""Commands that act on runs: ``emit``, ``send``, ``cancel``, ``rewind``, ``fork``; and
+``manifest``. (``start`` and ``worker`` have their own modules.)
+
+Each prints a short confirmation for people, or with ``--json`` a JSON object:
+the run's view after the command for ``send``, ``cancel`` and ``rewind`` (what
+a script checks next), the runs reached for ``emit``, the new id for ``fork``.
+"""
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-import anyio
 import typer
 
-from stemlog import RunStatus
-from stemlog.cli.common import (
-    configure_logging,
-    console,
-    load_definitions,
-    open_app,
-    parse_json,
-    print_json,
-    run,
-)
+from stemlog import WorkflowApp
+from stemlog.cli.common import AppOption, JsonOption, load_definitions, open_app, parse_json, run
 from stemlog.cli.format import format_manifest, run_json
-
-AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
-
-
-def start(
-    name: str,
-    params: str = typer.Option("{}", help="the run's params as a JSON object"),
-    wait: bool = typer.Option(False, help="drive the run here and wait for it to end"),
-    timeout: float | None = typer.Option(None, help="seconds to wait with --wait"),
-    app_target: str | None = AppOption,
-) -> None:
-    """Start a run (its definition comes from --app); print its id, or its result with --wait."""
-    values = parse_json(params, "--params")
-
-    async def main() -> RunStatus | None:
-        definitions = load_definitions(app_target)
-        async with open_app(worker=wait, definitions=definitions, create=True) as app:
-            run_id = await app.start(name, values)
-            if not wait:
-                typer.echo(run_id)
-                return None
-            result = await app.wait_for(run_id, timeout=timeout)
-            view = await app.get_run(run_id)
-        if view is not None:
-            print_json(run_json(view))
-        return result.status
-
-    status = run(main)
-    if status is not None and status is not RunStatus.COMPLETED:
-        raise typer.Exit(1)
+from stemlog.cli.output import console, note, print_json, say
 
 
-def emit(topic: str, payload: str) -> None:
-    """Deliver a JSON payload to every run waiting on TOPIC; print the runs reached."""
+async def _view_json(app: WorkflowApp, run_id: str) -> dict[str, Any] | None:
+    view = await app.get_run(run_id, consistent=True)
+    return None if view is None else run_json(view)
+
+
+def emit(topic: str, payload: str, as_json: bool = JsonOption) -> None:
+    """Deliver a JSON payload to every run waiting on TOPIC now; print the runs reached.
+
+    Only runs already waiting get it. Reaching none is not an error (exit 0):
+    a note on stderr says so; `send RUN TOPIC PAYLOAD` keeps a payload for one
+    run until it waits. --json: {"topic": ..., "delivered_to": [run ids]}.
+    """
     value = parse_json(payload, "the payload")
 
-    async def main() -> None:
+    async def main() -> list[str]:
         async with open_app() as app:
-            for run_id in await app.emit(topic, value):
-                typer.echo(run_id)
+            return await app.emit(topic, value)
 
-    run(main)
+    reached = run(main)
+    if as_json:
+        print_json({"topic": topic, "delivered_to": reached})
+    else:
+        for run_id in reached:
+            say(run_id)
+    if not reached:
+        keep = "use `send RUN TOPIC PAYLOAD` to keep a payload for one run"
+        note(f"no run is waiting on {topic}: nothing delivered ({keep})", topic=topic)
 
 
-def send(run_id: str, topic: str, payload: str) -> None:
-    """Deliver a JSON payload to one run (kept until it waits on TOPIC)."""
+def send(run_id: str, topic: str, payload: str, as_json: bool = JsonOption) -> None:
+    """Deliver a JSON payload to one run (kept until it waits on TOPIC).
+
+    --json: {"run_id", "topic", "ok": true, "run": the run's view after}.
+    """
     value = parse_json(payload, "the payload")
 
-    async def main() -> None:
+    async def main() -> dict[str, Any] | None:
         async with open_app() as app:
             await app.send(run_id, topic, value)
+            return await _view_json(app, run_id)
 
-    run(main)
+    view = run(main)
+    if as_json:
+        print_json({"run_id": run_id, "topic": topic, "ok": True, "run": view})
+    else:
+        say(f"sent {topic} to {run_id}")
 
 
-def cancel(run_id: str, reason: str | None = typer.Option(None, help="why")) -> None:
-    """Cancel a run and its running children."""
+def cancel(
+    run_id: str, reason: str | None = typer.Option(None, help="why"), as_json: bool = JsonOption
+) -> None:
+    """Cancel a run and its running children.
 
-    async def main() -> None:
+    --json: {"run_id", "ok": true, "run": the run's view after}.
+    """
+
+    async def main() -> dict[str, Any] | None:
         async with open_app() as app:
             await app.cancel(run_id, reason)
+            return await _view_json(app, run_id)
 
-    run(main)
+    view = run(main)
+    if as_json:
+        print_json({"run_id": run_id, "ok": True, "run": view})
+    else:
+        say(f"cancelled {run_id}")
 
 
-def rewind(run_id: str, step: str) -> None:
-    """Run STEP and the steps after it again (nothing is deleted)."""
+def rewind(run_id: str, step: str, as_json: bool = JsonOption) -> None:
+    """Run STEP and the steps after it again (nothing is deleted; a worker drives them).
 
-    async def main() -> None:
+    --json: {"run_id", "step", "ok": true, "run": the run's view after}.
+    """
+
+    async def main() -> dict[str, Any] | None:
         async with open_app() as app:
             await app.rewind(run_id, step)
+            return await _view_json(app, run_id)
 
-    run(main)
+    view = run(main)
+    if as_json:
+        print_json({"run_id": run_id, "step": step, "ok": True, "run": view})
+    else:
+        say(f"rewound {run_id} to {step}: a worker runs it and the steps after it again")
 
 
-def fork(run_id: str, step: str) -> None:
-    """Start a new run with this run's history up to STEP; print its id."""
+def fork(run_id: str, step: str, as_json: bool = JsonOption) -> None:
+    """Start a new run with this run's history up to STEP; print its id.
 
-    async def main() -> None:
+    --json: {"run_id": the new run, "forked_from": RUN_ID, "step": STEP}.
+    """
+
+    async def main() -> str:
         async with open_app() as app:
-            typer.echo(await app.fork(run_id, step))
+            return await app.fork(run_id, step)
 
-    run(main)
-
-
-def worker(
-    app_target: str = typer.Argument(..., metavar="APP", help="module:attribute"),
-    concurrency: int = typer.Option(64, help="runs driven at once"),
-) -> None:
-    """Drive the runs of APP's workflows on --db until interrupted."""
-    definitions = load_definitions(app_target)
-    configure_logging(verbose=logging.getLogger("stemlog").level == logging.DEBUG, worker=True)
-
-    async def main() -> None:
-        app = open_app(worker=True, definitions=definitions, concurrency=concurrency,
-                       create=True)  # fmt: skip
-        async with app:
-            names = ", ".join(sorted({d.name for d in definitions}))
-            typer.echo(f"worker serving {names} on {app.url} (Ctrl-C to stop)")
-            await anyio.sleep_forever()
-
-    try:
-        run(main)
-    except KeyboardInterrupt:
-        console.print("worker stopped")
+    new_id = run(main)
+    if as_json:
+        print_json({"run_id": new_id, "forked_from": run_id, "step": step})
+    else:
+        say(new_id)
 
 
-def manifest(
-    app_target: str | None = AppOption, as_json: bool = typer.Option(False, "--json")
-) -> None:
-    """The workflows of --app: kinds, versions, declared steps, fingerprints."""
-    definitions = load_definitions(app_target)
-    entries = [definition.manifest() for definition in definitions]
+def manifest(app_target: str | None = AppOption, as_json: bool = JsonOption) -> None:
+    """The workflows of --app, or without it every workflow registered with the store:
+    kinds, versions, declared steps, fingerprints."""
+    definitions = load_definitions(app_target, required=False)
+    if definitions:
+        entries = [definition.manifest() for definition in definitions]
+    else:
+
+        async def main() -> list[dict[str, Any]]:
+            async with open_app() as app:
+                return await app.workflows()
+
+        entries = run(main)
     if as_json:
         print_json(entries)
     else:

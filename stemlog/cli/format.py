@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from rich.cells import cell_len
 from rich.table import Table
 
 from stemlog import Fact, ModelStatus, ReplayReport, RunView
@@ -46,17 +47,86 @@ def fact_summary(fact: Fact) -> str:
     return " ".join(parts)
 
 
-def format_runs(runs: Sequence[RunView]) -> Table:
-    table = Table("run id", "workflow", "v", "status", "step", "waiting on", "updated")
-    for run in runs:
-        waiting = run.wait_topic or (f"until {when(run.wake_at)}" if run.wake_at else "")
-        status = str(run.status)
-        if run.blocked is not None:
-            status += " (blocked)"
-        elif run.blocked_on_version is not None:
-            status += f" (blocked: v{run.blocked_on_version} not registered)"
-        table.add_row(run.run_id, run.workflow, str(run.version), status,
-                      run.current_step or "", waiting, when(run.updated_at))  # fmt: skip
+RUN_COLUMNS = ("run id", "workflow", "v", "status", "step", "waiting on", "updated (UTC)")
+_DROPPED_FIRST = (6, 2, 4)
+"""Columns left out first when the terminal is narrow: updated, v, step."""
+_GAP = 2
+"""Cells between two columns of the runs table (no box: an id copies cleanly)."""
+
+
+def run_cells(run: RunView) -> list[str]:
+    """One row of the runs table, as text (in the order of :data:`RUN_COLUMNS`)."""
+    waiting = run.wait_topic or (f"until {when(run.wake_at)}" if run.wake_at else "")
+    status = str(run.status)
+    if run.blocked is not None:
+        status += " (blocked)"
+    elif run.blocked_on_version is not None:
+        status += f" (blocked: v{run.blocked_on_version} not registered)"
+    return [run.run_id, run.workflow, str(run.version), status,
+            run.current_step or "", waiting, _utc(run.updated_at)]  # fmt: skip
+
+
+def _utc(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _shown_width(widths: Sequence[int], gap: int) -> int:
+    shown = [width for width in widths if width > 0]
+    return sum(shown) + gap * max(len(shown) - 1, 0)
+
+
+def fit_widths(
+    natural: Sequence[int], width: int, *, gap: int, drop: Sequence[int] = (), least: int = 10
+) -> list[int]:
+    """Column widths for a table at most ``width`` cells wide; 0 leaves a column out.
+
+    Column 0 (the run id) always keeps its natural width: an id cut short cannot
+    be copied into the next command. The columns in ``drop`` (a time, a version:
+    useless when cut) are shown whole or left out, in that order, until the
+    table fits; then, while the others cannot each keep ``least`` cells, they
+    are left out from the right; then the widest give up a cell at a time
+    (their text ends in "…").
+    """
+    widths = list(natural)
+    for index in drop:
+        if _shown_width(widths, gap) <= width:
+            break
+        widths[index] = 0
+    for index in range(len(widths) - 1, 0, -1):
+        floor = [widths[0], *(min(w, least) for w in widths[1:])]
+        if _shown_width(floor, gap) <= width:
+            break
+        widths[index] = 0
+    excess = _shown_width(widths, gap) - width
+    while excess > 0:
+        widest = max(range(1, len(widths)), key=lambda i: widths[i], default=0)
+        if widest == 0 or widths[widest] <= 1:
+            break  # only the id is left: it is not cut
+        widths[widest] -= 1
+        excess -= 1
+    return widths
+
+
+def format_runs(runs: Sequence[RunView], width: int | None = None) -> Table:
+    """The runs as a table that fits ``width`` cells (the terminal's) without ever
+    cutting a run id (see :func:`fit_widths`); a caption says when other columns
+    were cut or left out. ``None`` shows every column in full (``--wide``)."""
+    rows = [run_cells(run) for run in runs]
+    columns = zip(RUN_COLUMNS, *rows, strict=True)
+    natural = [max(cell_len(text) for text in column) for column in columns]
+    widths = natural if width is None else fit_widths(natural, width, gap=_GAP,
+                                                      drop=_DROPPED_FIRST)  # fmt: skip
+    shown = [index for index, w in enumerate(widths) if w > 0]
+    caption = "(--wide shows every column in full)" if widths != natural else None
+    table = Table(box=None, padding=(0, 1), pad_edge=False, caption=caption,
+                  caption_justify="left")  # fmt: skip
+    for index in shown:
+        table.add_column(RUN_COLUMNS[index], width=widths[index], no_wrap=True,
+                         overflow="fold" if index == 0 else "ellipsis")  # fmt: skip
+    for row in rows:
+        table.add_row(*(row[index] for index in shown))
     return table
 
 

@@ -7,10 +7,17 @@ import typer
 from stemlog.cli import control, runs
 from stemlog.cli.common import DEFAULT_DB, Options, configure_logging
 from stemlog.cli.demo import demo
+from stemlog.cli.group import OneLineErrors
 from stemlog.cli.models import projections_app
+from stemlog.cli.start import start
+from stemlog.cli.worker import worker
 
 cli = typer.Typer(
-    help="stemlog: durable workflows on an event-sourced log.",
+    cls=OneLineErrors,
+    help="stemlog: durable workflows on an event-sourced log.\n\n"
+    "Exit codes: 0 fine; 1 the thing asked about failed or diverged, or the store "
+    "failed the command; 2 bad usage or bad input. Every command takes --json; "
+    "errors are one line on standard error (JSON under --json).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -39,13 +46,13 @@ cli.command()(runs.history)
 cli.command()(runs.waiters)
 cli.command("import")(runs.import_)
 cli.command()(runs.replay)
-cli.command()(control.start)
+cli.command()(start)
 cli.command()(control.emit)
 cli.command()(control.send)
 cli.command()(control.cancel)
 cli.command()(control.rewind)
 cli.command()(control.fork)
-cli.command()(control.worker)
+cli.command()(worker)
 cli.command()(control.manifest)
 cli.add_typer(projections_app, name="projections")
 

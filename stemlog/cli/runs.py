@@ -7,11 +7,9 @@ from pathlib import Path
 import typer
 
 from stemlog import Fact, InvalidPayloadError, ReplayReport, RunView, UnknownRunError
-from stemlog.cli.common import console, fail, load_definitions, open_app, print_json, run
+from stemlog.cli.common import AppOption, JsonOption, load_definitions, open_app, run
 from stemlog.cli.format import format_replay, format_run, format_runs, format_timeline, run_json
-
-AppOption = typer.Option(None, "--app", help="module:attribute holding the workflows")
-JsonOption = typer.Option(False, "--json", help="print JSON instead of tables")
+from stemlog.cli.output import console, fail, note, print_json, print_table, say
 
 
 def runs(
@@ -20,9 +18,14 @@ def runs(
     limit: int = typer.Option(100, help="how many runs"),
     after: str | None = typer.Option(None, help="the last run id of the previous page"),
     app_target: str | None = AppOption,
+    wide: bool = typer.Option(False, "--wide", help="every column in full, whatever the width"),
     as_json: bool = JsonOption,
 ) -> None:
-    """List runs in start order (blocked runs show when --app is given)."""
+    """List runs in start order (blocked runs show when --app is given).
+
+    Run ids are never cut: on a narrow terminal the other columns are shortened
+    ("…") or left out (updated, v, step first); --wide shows them all in full.
+    """
 
     async def main() -> None:
         definitions = load_definitions(app_target) if app_target else []
@@ -31,7 +34,7 @@ def runs(
         if as_json:
             print_json([run_json(view) for view in views])
         else:
-            console.print(format_runs(views))
+            print_table(format_runs(views, None if wide else console.width), wide=wide)
 
     run(main)
 
@@ -55,7 +58,7 @@ def show(run_id: str, as_json: bool = JsonOption) -> None:
             print_json({"run": run_json(view), "facts": None, "error": str(history)})
         else:
             console.print(format_run(view))
-        fail(str(history), 1)
+        fail(str(history), 1, type(history).__name__)
     if as_json:
         print_json({"run": run_json(view), "facts": [_fact_json(f) for f in history]})
         return
@@ -72,11 +75,14 @@ def history(run_id: str, as_json: bool = JsonOption) -> None:
 
     async def main() -> None:
         async with open_app() as app:
-            facts = await app.history(run_id)
-            lines = await app.export_json_lines(run_id) if as_json else []
+            try:
+                facts = await app.history(run_id)
+                lines = await app.export_json_lines(run_id) if as_json else []
+            except InvalidPayloadError as error:  # a stored fact that cannot be read
+                fail(str(error), 1, type(error).__name__)
         if as_json:
             for line in lines:
-                typer.echo(line.decode())
+                say(line.decode())
         else:
             console.print(format_timeline(facts))
 
@@ -84,7 +90,7 @@ def history(run_id: str, as_json: bool = JsonOption) -> None:
 
 
 def waiters(topic: str, as_json: bool = JsonOption) -> None:
-    """The runs suspended on a topic."""
+    """The runs suspended on TOPIC now (--json: a list of ids; none: a note on stderr)."""
 
     async def main() -> None:
         async with open_app() as app:
@@ -93,16 +99,20 @@ def waiters(topic: str, as_json: bool = JsonOption) -> None:
             print_json(run_ids)
         else:
             for run_id in run_ids:
-                typer.echo(run_id)
+                say(run_id)
+        if not run_ids:
+            note(f"no run is waiting on {topic}", topic=topic)
 
     run(main)
 
 
-def import_(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+def import_(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False), as_json: bool = JsonOption
+) -> None:
     """Import histories exported with ``history RUN --json`` (runs keep their ids).
 
     Every line is checked first (its size, its form, its run's order); a bad
-    one is reported by number and nothing is written.
+    one is reported by number and nothing is written. --json: [{"run_id", "facts"}].
     """
 
     async def main() -> dict[str, int]:
@@ -110,8 +120,12 @@ def import_(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> No
             async with open_app(create=True) as app:
                 return await app.import_json_lines(source)
 
-    for run_id, count in run(main).items():
-        typer.echo(f"imported {run_id} ({count} facts)")
+    imported = run(main)
+    if as_json:
+        print_json([{"run_id": run_id, "facts": count} for run_id, count in imported.items()])
+        return
+    for run_id, count in imported.items():
+        say(f"imported {run_id} ({count} facts)")
 
 
 def replay(

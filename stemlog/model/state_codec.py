@@ -31,10 +31,7 @@ def state_to_json(state: RunState, *, ledger: bool = True) -> dict[str, Any]:
     With ``ledger=False`` it is the object of ``state.without_ledger()``,
     without making that copy first.
     """
-    wait, resume = state.wait, state.resume
-    if not ledger:
-        return {**_LEDGER_FREE, **_rest(state, wait, resume)}
-    return {**_ledger(state), **_rest(state, wait, resume)}
+    return _encoded(state, _ledger(state) if ledger else _LEDGER_FREE)
 
 
 _LEDGER_FREE: dict[str, Any] = {
@@ -52,8 +49,11 @@ def _ledger(state: RunState) -> dict[str, Any]:
     }
 
 
-def _rest(state: RunState, wait: PendingWait | None, resume: Resume | None) -> dict[str, Any]:
+def _encoded(state: RunState, ledger: dict[str, Any]) -> dict[str, Any]:
+    """The object in one dict display, ledger first (the key order of the stored text)."""
+    wait, resume = state.wait, state.resume
     return {
+        **ledger,
         "run_id": state.run_id, "workflow": state.workflow, "kind": str(state.kind),
         "workflow_version": state.workflow_version, "params": state.params,
         "fingerprint": state.fingerprint, "parent_run_id": state.parent_run_id,

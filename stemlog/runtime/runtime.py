@@ -9,6 +9,7 @@ rounds when another process writes.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,8 +63,28 @@ class Runtime:
         interval = store.backend.tail_interval
         self.tail = None if interval is None else PollingTail(
             store, self.dispatcher.appended, interval,
-            wanted=self.signals.has_watchers, look_again=self.signals.look_again,
+            wanted=self.tail_wanted, look_again=self.signals.look_again,
         )  # fmt: skip
+        self.signals.on_first_watch = self._first_watch
+
+    def tail_wanted(self) -> bool:
+        """Whether somebody here waits for a run that this app's worker does not hold:
+        its end may be appended by another process, which only the tail reads. (A run
+        the worker holds ends in a commit of this process; should the worker lose it,
+        the tail sees so at its next round, within its interval.)"""
+        worker = self.worker
+        if worker is None:
+            return self.signals.has_watchers()
+        return any(not worker.holds(run_id) for run_id in self.signals.watched())
+
+    def _first_watch(self, run_id: str) -> None:
+        tail = self.tail
+        if tail is not None and not tail.following and self.tail_wanted():
+            tail.wake()
+
+    def tail_following(self) -> bool:
+        """Whether the tail reads the log now (what the log's hints are wanted for)."""
+        return self.tail is not None and self.tail.following
 
     def log_hint(self) -> None:
         """Another process may have appended: the tail and the read models look."""
@@ -159,10 +180,7 @@ async def open_runtime(
     if not create and not backend.exists():
         raise InvalidStoreURLError(backend.url, "no such database (nothing was created)")
     store, views = await _open_when_reachable(backend, store_timeout, clock)
-    guard = backend.worker_guard() if worker else None
     try:
-        if guard is not None:
-            guard.acquire()
         commands = Commands(store, views, registry, clock)
         driver = None
         if worker:
@@ -182,7 +200,10 @@ async def open_runtime(
             await group.start(runtime.catalog.run)
             hints = backend.hints(store)
             if hints is not None:
-                group.start_soon(hints.run, runtime.log_hint, runtime.ready_hint)
+                group.start_soon(functools.partial(
+                    hints.run, runtime.log_hint, runtime.ready_hint,
+                    wants_log=runtime.tail_following, wants_ready=driver is not None,
+                ))  # fmt: skip
             if runtime.tail is not None:
                 await group.start(runtime.tail.run)
             try:
@@ -198,5 +219,3 @@ async def open_runtime(
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(store.close)
-        if guard is not None:
-            guard.release()

@@ -7,7 +7,7 @@ a run that just ended answers without reading the store.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import final
 
 import anyio
@@ -27,6 +27,8 @@ class RunSignals:
     def __init__(self) -> None:
         self._waiting: dict[str, list[anyio.Event]] = {}
         self._ended: OrderedDict[str, TerminalFact] = OrderedDict()
+        self.on_first_watch: Callable[[str], None] = lambda run_id: None
+        """Called when a run gets its first watcher (the tail may be wanted now)."""
 
     def ended(self, run_id: str) -> TerminalFact | None:
         """The run's terminal fact, if this app saw it recently."""
@@ -35,7 +37,10 @@ class RunSignals:
     def watch(self, run_id: str) -> anyio.Event:
         """An event set at the run's next terminal fact (register before checking state)."""
         event = anyio.Event()
-        self._waiting.setdefault(run_id, []).append(event)
+        events = self._waiting.setdefault(run_id, [])
+        events.append(event)
+        if len(events) == 1:
+            self.on_first_watch(run_id)
         return event
 
     def unwatch(self, run_id: str, event: anyio.Event) -> None:
@@ -47,8 +52,12 @@ class RunSignals:
                 del self._waiting[run_id]
 
     def has_watchers(self) -> bool:
-        """Whether somebody waits for a run to end (the tail reads only then)."""
+        """Whether somebody waits for a run to end."""
         return bool(self._waiting)
+
+    def watched(self) -> list[str]:
+        """The runs somebody waits for."""
+        return list(self._waiting)
 
     def look_again(self) -> None:
         """Wake every watcher to read its run's stored state again (the tail jumped to

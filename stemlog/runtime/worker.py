@@ -57,6 +57,7 @@ from stemlog.model.children import CHILD_TOPIC_PREFIX
 from stemlog.model.run import Run, StaleDecisionError
 from stemlog.model.schedule import cancel_due, ready_at, runnable, waiting_topic
 from stemlog.model.state import RunState, StepKey, step_label
+from stemlog.runtime.held import HeldClaims
 from stemlog.runtime.run_cache import RunCache
 from stemlog.runtime.timers import Timers
 from stemlog.store.events import RunStore
@@ -140,8 +141,8 @@ class Worker:
         self._receive: MemoryObjectReceiveStream[str]
         self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
         self._active: set[str] = set()
-        self._held: set[str] = set()
-        """Runs whose claim this worker holds (as its last append or claim round said)."""
+        self._held = HeldClaims()
+        """Runs whose claim this worker holds (as its commits and claim rounds said)."""
         self._sessions: dict[str, RunSession] = {}
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
@@ -196,7 +197,7 @@ class Worker:
         """
         state = run.state
         if held is not None:
-            (self._held.add if held else self._held.discard)(state.run_id)
+            self._held.committed(state.run_id, state.position, held)
         if claimable:
             self.hint()
         if state.run_id not in self._held:
@@ -221,6 +222,11 @@ class Worker:
         elif self._claim_at is None or moment < self._claim_at:
             self._claim_at = moment
             self._hint.set()  # the claim loop sleeps until the earlier moment instead
+
+    def holds(self, run_id: str) -> bool:
+        """Whether this worker holds the run's claim (so it drives it, and hears of its
+        end from its own commits)."""
+        return run_id in self._held
 
     def _serves(self, state: RunState) -> bool:
         return self._resolve(state.workflow, state.workflow_version) is not None
@@ -284,7 +290,7 @@ class Worker:
         self._more = len(claimed.claimed) >= room
         now = self._clock.now()
         for item in claimed.claimed:
-            self._held.add(item.run_id)
+            self._held.claimed(item.run_id, item.version)
             if item.previous is not None:
                 self._taken_over[item.run_id] = (item.previous[0], from_micros(item.previous[1]))
             self.schedule(item.run_id)
@@ -358,7 +364,7 @@ class Worker:
         ):
             result = await self._store.settle(run)
             if run_id not in result.held:
-                self._held.discard(run_id)
+                self._held.released(run_id)
             if result.claimable:
                 self.hint()
 
@@ -373,7 +379,7 @@ class Worker:
                     pass  # not what the log says after all: load it
             return await self._store.load(run_id)
         except UnknownRunError:
-            self._held.discard(run_id)
+            self._held.released(run_id)
             return None
         except InvalidPayloadError as error:  # its history cannot be read or folded
             self._set_aside(run_id, str(error))

@@ -105,25 +105,20 @@ class Hints(Protocol):
     a fact.
     """
 
-    async def run(self, on_log: Callable[[], None], on_ready: Callable[[], None]) -> None:
-        """Until cancelled: call ``on_log`` when facts may have been appended, and
-        ``on_ready`` when an append may have left a run to claim."""
-        ...
-
-
-class WorkerGuard(Protocol):
-    """Held while a worker serves a store (SQLite: one worker process per file)."""
-
-    def acquire(self) -> None:
-        """Take the guard.
-
-        Raises:
-            WorkerAlreadyRunningError: another process holds it.
-        """
-        ...
-
-    def release(self) -> None:
-        """Give the guard up."""
+    async def run(
+        self,
+        on_log: Callable[[], None],
+        on_ready: Callable[[], None],
+        *,
+        wants_log: Callable[[], bool],
+        wants_ready: bool,
+    ) -> None:
+        """Until cancelled: call ``on_log`` when facts may have been appended (while
+        ``wants_log()`` says anybody here follows the log: it is asked from a
+        thread, often), and ``on_ready`` when an append may have left a run to
+        claim (if ``wants_ready``: the app has a worker). A backend that pays for
+        each hint (PostgreSQL wakes a listening backend per NOTIFY) listens only
+        for what is wanted."""
         ...
 
 
@@ -239,10 +234,6 @@ class Backend(Protocol):
         (blocking; never raises)."""
         ...
 
-    def worker_guard(self) -> WorkerGuard:
-        """What a worker holds while it serves this store."""
-        ...
-
     def catalog(self, store: StoreCore) -> Catalog:
         """The store's table of registered workflows (:mod:`stemlog.store.catalog`)."""
         ...
@@ -289,17 +280,6 @@ class SoleLeader:
         return frozenset({0})
 
     def resign(self) -> None:
-        """Nothing to give up."""
-
-
-@final
-class NoGuard:
-    """A worker guard for stores that need none."""
-
-    def acquire(self) -> None:
-        """Nothing to hold."""
-
-    def release(self) -> None:
         """Nothing to give up."""
 
 

@@ -55,7 +55,7 @@ from stemlog.store.index import (
     IndexEntry,
 )
 from stemlog.store.log import RunLog, partition_name
-from stemlog.store.transcoder import decode_notification, decode_rows
+from stemlog.store.transcoder import decode_notification, decode_page
 
 T = TypeVar("T")
 R = TypeVar("R", bound=TrackingRecorder)
@@ -256,9 +256,7 @@ class RunStore:
         :class:`~stemlog.store.base.UnreadableFact` in its place.
         """
         rows = self.backend.read_rows(self.logs[partition], start, limit, stop)
-        count = self.partitions
-        facts = decode_rows(rows, _unreadable)
-        return [LoggedFact(row[0], fact, partition, count) for row, fact in zip(rows, facts)]
+        return decode_page(rows, partition, self.partitions, _unreadable)
 
     def partition_recorder(self, number: int) -> ApplicationRecorder:
         """The eventsourcing recorder of one partition."""

@@ -228,6 +228,10 @@ class Claimed:
     run_id: str
     previous: tuple[str, int] | None = None
     """``(owner, claim_expires)`` of the worker whose claim had run out, if any."""
+    version: int = 0
+    """The run's version its row was at when claimed: a commit of an earlier (or the
+    same) version that gave a claim up happened before this claim, whatever order
+    the worker hears of the two in."""
 
 
 @final

@@ -20,11 +20,9 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from stemlog.store.base import (
     Hints,
     Leadership,
-    NoGuard,
     SoleLeader,
     StoreCore,
     StoredRow,
-    WorkerGuard,
     no_lock,
     rows_of_notifications,
 )
@@ -184,9 +182,6 @@ class MemoryBackend:
 
     def catalog(self, store: StoreCore) -> Catalog:
         return MemoryCatalog()  # asked once per store: it lives as long as the store
-
-    def worker_guard(self) -> WorkerGuard:
-        return NoGuard()
 
     def hints(self, store: StoreCore) -> Hints | None:
         return None  # no other process can write

@@ -85,7 +85,7 @@ class MemoryIndex:
             if row.claimed_by is not None and row.claimed_by != owner:
                 previous = (row.claimed_by, row.claim_expires or 0)
             self._write(run_id, with_claim(row, owner, claim_until))
-            claimed.append(Claimed(run_id, previous))
+            claimed.append(Claimed(run_id, previous, row.version))
         for item in kept:
             heapq.heappush(self._due, item)
         return ClaimRound(claimed, self._next_due(wanted, now))

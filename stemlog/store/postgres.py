@@ -35,10 +35,8 @@ from stemlog.errors import InvalidStoreURLError
 from stemlog.store.base import (
     Hints,
     Leadership,
-    NoGuard,
     StoreCore,
     StoredRow,
-    WorkerGuard,
     rows_of_notifications,
 )
 from stemlog.store.catalog import CATALOG_TABLE, Catalog, SQLCatalog
@@ -53,6 +51,9 @@ logger = logging.getLogger("stemlog.store")
 _LISTEN_BACKOFF = 0.1
 """The first wait before making the LISTEN connection again (it doubles, up to 5 s)."""
 
+_LISTEN_TICK = 0.05
+"""Seconds between looks at which channels are wanted (no round trip: a wait on the
+connection's socket)."""
 FALLBACK_POLL_SECONDS = 1.0
 """How long to wait for a NOTIFY before reading the log anyway."""
 
@@ -112,39 +113,62 @@ def _datastore(log: Application[UUID]) -> PostgresDatastore:
     return recorder.datastore
 
 
-def _listen(
-    settings: dict[str, Any],
-    channels: dict[str, bool],
-    own: str | None,
-    on_log: Callable[[], None],
-    on_ready: Callable[[], None],
-    stopped: Callable[[], bool],
-) -> None:
-    """In a worker thread: LISTEN on every partition's channel and the ready channel
-    (``channels``: name → whether it is the ready one), and call back.
+@final
+@dataclass(frozen=True, slots=True)
+class _Listening:
+    """What one process listens for: the channels, and when it wants each kind."""
 
-    NOTIFY is only a hint (whoever is woken reads or claims from the
-    database, so nothing is missed); hints whose payload is this process's
-    ``own`` name are its own appends', which it knows of already. The
-    connection is its own (not the pool's), closed when the app stops. When
-    the server goes away the connection is made again with backoff, and both
-    callbacks are called once it is back, for what was appended meanwhile.
+    log_channels: tuple[str, ...]
+    own: str
+    on_log: Callable[[], None]
+    on_ready: Callable[[], None]
+    wants_log: Callable[[], bool]
+    wants_ready: bool
+
+    def wanted(self) -> set[str]:
+        """The channels to listen on now."""
+        channels = set(self.log_channels) if self.wants_log() else set()
+        if self.wants_ready:
+            channels.add(READY_CHANNEL)
+        return channels
+
+
+def _listen(
+    settings: dict[str, Any], listening: _Listening, stopped: Callable[[], bool]
+) -> None:
+    """In a worker thread: LISTEN on the channels wanted now (a partition's log
+    channel while somebody here follows the log, the ready channel when the app
+    has a worker), and call back.
+
+    Each listening backend wakes up (a transaction, CPU on the server) for each
+    NOTIFY on its channels, its own process's included, so channels nobody here
+    wants are not listened on: they are LISTENed to and UNLISTENed as the wish
+    changes (looked at every ``_LISTEN_TICK`` seconds; when log hints start, the
+    log is read once for what came before). NOTIFY is only a hint (whoever is
+    woken reads or claims from the database, so nothing is missed); hints whose
+    payload is this process's ``own`` name are its own appends', which it knows
+    of already. The connection is its own (not the pool's), closed when the app
+    stops. When the server goes away the connection is made again with backoff,
+    and both callbacks are called once it is back, for what was appended
+    meanwhile.
     """
     delay = _LISTEN_BACKOFF
     while not stopped():
         try:
             with psycopg.connect(autocommit=True, connect_timeout=5, **settings) as connection:
-                for channel in channels:
-                    connection.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+                heard: set[str] = set()
                 delay = _LISTEN_BACKOFF
-                anyio.from_thread.run_sync(on_log)
-                anyio.from_thread.run_sync(on_ready)
+                anyio.from_thread.run_sync(listening.on_log)
+                anyio.from_thread.run_sync(listening.on_ready)
                 while not stopped():
-                    for notify in connection.notifies(timeout=0.25):
-                        if notify.payload == own:
+                    heard = _relisten(connection, heard, listening)
+                    for notify in connection.notifies(timeout=_LISTEN_TICK):
+                        if notify.payload == listening.own:
                             continue  # this process's own append: it knows already
-                        ready = channels.get(notify.channel, False)
-                        anyio.from_thread.run_sync(on_ready if ready else on_log)
+                        ready = notify.channel == READY_CHANNEL
+                        anyio.from_thread.run_sync(
+                            listening.on_ready if ready else listening.on_log
+                        )
         except psycopg.Error as error:
             if stopped():
                 return
@@ -153,6 +177,22 @@ def _listen(
             delay = min(delay * 2, 5.0)
         except RuntimeError:
             return  # the event loop has ended: the app closed
+
+
+def _relisten(connection: psycopg.Connection[Any], heard: set[str],
+              listening: _Listening) -> set[str]:  # fmt: skip
+    """LISTEN to the channels newly wanted, UNLISTEN the others; the channels heard now.
+    When log channels are newly heard, read the log once (what came before)."""
+    wanted = listening.wanted()
+    if wanted == heard:
+        return heard
+    for channel in sorted(wanted - heard):
+        connection.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+    for channel in sorted(heard - wanted):
+        connection.execute(SQL("UNLISTEN {0}").format(Identifier(channel)))
+    if (wanted - heard) & set(listening.log_channels):
+        anyio.from_thread.run_sync(listening.on_log)
+    return wanted
 
 
 @final
@@ -165,22 +205,31 @@ class ListenHints:
         kwargs = recorder.datastore.pool.kwargs
         assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
         self._settings = {key: value for key, value in kwargs.items() if key != "row_factory"}
-        self._channels = {READY_CHANNEL: True}
+        channels = []
         for number in range(store.partitions):
             partition = store.partition_recorder(number)
             assert isinstance(partition, PostgresApplicationRecorder), "a PostgreSQL recorder"
-            self._channels[partition.channel_name] = False
+            channels.append(partition.channel_name)
+        self._log_channels = tuple(channels)
         self._own = recorder.origin
 
-    async def run(self, on_log: Callable[[], None], on_ready: Callable[[], None]) -> None:
+    async def run(
+        self,
+        on_log: Callable[[], None],
+        on_ready: Callable[[], None],
+        *,
+        wants_log: Callable[[], bool],
+        wants_ready: bool,
+    ) -> None:
+        listening = _Listening(self._log_channels, self._own, on_log, on_ready, wants_log,
+                               wants_ready)  # fmt: skip
         stop = False
         try:
             await anyio.to_thread.run_sync(
-                _listen, self._settings, self._channels, self._own, on_log, on_ready,
-                lambda: stop, abandon_on_cancel=True,
-            )  # fmt: skip
+                _listen, self._settings, listening, lambda: stop, abandon_on_cancel=True
+            )
         finally:
-            stop = True  # the thread ends within a quarter of a second
+            stop = True  # the thread ends within one tick
 
 
 @final
@@ -397,9 +446,6 @@ class PostgresBackend:
         datastore = _datastore(store.log)
         schema = datastore.schema.replace('"', '""')
         return SQLCatalog(datastore, f'"{schema}"."{CATALOG_TABLE}"', "%s")
-
-    def worker_guard(self) -> WorkerGuard:
-        return NoGuard()  # any number of worker processes share a database
 
     def hints(self, store: StoreCore) -> Hints | None:
         return ListenHints(store)

@@ -180,17 +180,18 @@ _CALL_APPEND = (
 
 _CLAIM = """
 WITH picked AS (
-    SELECT run_id, claimed_by, claim_expires FROM {index}
+    SELECT run_id, claimed_by, claim_expires, version FROM {index}
     WHERE due_at <= %(now)s AND served = ANY(%(serves)s)
     ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
 claimed AS (
     UPDATE {index} AS t SET claimed_by = %(owner)s, claim_expires = %(until)s,
         due_at = {due}(t.ready_at, %(owner)s, %(until)s)
     FROM picked WHERE t.run_id = picked.run_id
-    RETURNING t.run_id, picked.claimed_by AS previous, picked.claim_expires AS previous_expires)
-SELECT run_id, previous, previous_expires, NULL::bigint AS next_due FROM claimed
+    RETURNING t.run_id, picked.claimed_by AS previous, picked.claim_expires AS previous_expires,
+        picked.version)
+SELECT run_id, previous, previous_expires, version, NULL::bigint AS next_due FROM claimed
 UNION ALL
-SELECT NULL, NULL, NULL, (SELECT min(due_at) FROM {index}
+SELECT NULL, NULL, NULL, NULL, (SELECT min(due_at) FROM {index}
                           WHERE due_at > %(now)s AND served = ANY(%(serves)s))
 """
 """One statement: claim a batch of due rows (skipping those other workers are
@@ -345,7 +346,7 @@ class StemlogPostgresRecorder(OnceRecorder):
                 continue
             previous = row["previous"]
             taken = None if previous in (None, owner) else (previous, row["previous_expires"] or 0)
-            claimed.append(Claimed(row["run_id"], taken))
+            claimed.append(Claimed(row["run_id"], taken, row["version"]))
         return ClaimRound(claimed, next_due)
 
     def renew(self, owner: str, claim_until: int) -> None:

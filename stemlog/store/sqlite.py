@@ -6,14 +6,14 @@ default, an fsync per commit: a committed fact survives power loss) or
 corruption-safe and crash-safe for the process, but the last commits may be
 lost if the machine loses power).
 
-One worker process serves a file: a worker holds an exclusive lock on
-``<database>.worker.lock`` for its lifetime and a second worker process gets
-a clear :class:`~stemlog.errors.WorkerAlreadyRunningError`. The operating
-system drops the lock when the process dies, even by ``kill -9``. Apps
-without a worker (a CLI, a web server that starts runs and emits) share the
-file freely. The run index (:mod:`stemlog.store.sqlite_index`) lives in the
-file, so what they start or wake reaches the worker through it; the worker
-hears of their writes by watching SQLite's ``PRAGMA data_version``.
+Any number of processes and apps, with workers or without, share a file (in
+WAL mode SQLite takes several processes): work is claimed from the run index
+(:mod:`stemlog.store.sqlite_index`), a table in the file written in each
+append's transaction, in ``BEGIN IMMEDIATE`` transactions, so two workers
+never take the same run, and a dead worker's claims run out and are taken
+over, as on PostgreSQL. A process hears of the others' commits by watching
+SQLite's ``PRAGMA data_version`` every ``HINT_SECONDS`` (20 ms); the read
+models are kept by the one process holding the projector's file lock.
 """
 
 from __future__ import annotations
@@ -40,8 +40,14 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment
 
-from stemlog.errors import InvalidStoreURLError, StoreWriteError, WorkerAlreadyRunningError
-from stemlog.store.base import Hints, Leadership, StoreCore, StoredRow, WorkerGuard, no_lock
+from stemlog.errors import InvalidStoreURLError
+from stemlog.store.base import (
+    Hints,
+    Leadership,
+    StoreCore,
+    StoredRow,
+    no_lock,
+)
 from stemlog.store.catalog import CATALOG_TABLE, Catalog, SQLCatalog
 from stemlog.store.sqlite_index import IndexedSQLiteRecorder
 
@@ -84,42 +90,6 @@ class SQLiteNormalSyncFactory(SQLiteFullSyncFactory):
 
 
 @final
-class WorkerLock:
-    """An exclusive, process-lifetime lock next to a SQLite database file."""
-
-    def __init__(self, database: str) -> None:
-        self.path = Path(f"{database}.worker.lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock.
-
-        Raises:
-            WorkerAlreadyRunningError: another process holds it.
-            StoreWriteError: the lock file cannot be made (a read-only folder).
-        """
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise StoreWriteError(str(self.path), error.strerror or str(error)) from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise WorkerAlreadyRunningError(str(self.path), holder) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        """Give the lock up (closing the file releases it)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-@final
 class FileLeadership:
     """The projector's lead as an exclusive lock on a file next to the database, taken
     without waiting; the operating system drops it when the process dies."""
@@ -150,13 +120,6 @@ class FileLeadership:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-def _dashed(run_id: str) -> str:
-    """A run id as eventsourcing stores it in SQLite (32 hex digits) in its usual form."""
-    if len(run_id) != 32:
-        return str(UUID(run_id))
-    return f"{run_id[:8]}-{run_id[8:12]}-{run_id[12:16]}-{run_id[16:20]}-{run_id[20:]}"
 
 
 @final
@@ -208,8 +171,9 @@ class SQLiteBackend:
     def read_rows(
         self, log: Application[UUID], start: int, limit: int, stop: int | None
     ) -> list[StoredRow]:
-        """One query, rows as plain tuples (no ``sqlite3.Row``, no notification objects),
-        each run id dashed once per read rather than once per fact."""
+        """One query, rows as plain tuples as stored (no ``sqlite3.Row``, no notification
+        objects; run ids in eventsourcing's 32 hex digits, which the decoder dashes once
+        per run rather than once per fact)."""
         recorder = log.recorder
         assert isinstance(recorder, SQLiteApplicationRecorder), "a SQLite store's recorder"
         table = recorder.events_table_name
@@ -221,15 +185,11 @@ class SQLiteBackend:
             sql = f"SELECT {columns} FROM {table} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?"  # noqa: E501
             params = (start, stop, limit)
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.row_factory = None  # tuples: a third of the cost of sqlite3.Row
-            cursor.execute(sql, params)
-            rows: list[tuple[int, str, int, str, bytes]] = cursor.fetchall()
-        dashed: dict[str, str] = {}
-        return [
-            (position, dashed.get(run_id) or dashed.setdefault(run_id, _dashed(run_id)),
-             version, topic, state)
-            for position, run_id, version, topic, state in rows
-        ]  # fmt: skip
+            raw = cursor.sqlite_cursor
+            raw.row_factory = None  # tuples: half the cost of sqlite3.Row
+            raw.execute(sql, params)
+            rows: list[StoredRow] = raw.fetchall()
+        return rows
 
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()  # SQLite's own write lock serialises table creation
@@ -258,9 +218,6 @@ class SQLiteBackend:
         assert isinstance(recorder, IndexedSQLiteRecorder), "a SQLite store's recorder"
         return SQLCatalog(recorder.datastore, CATALOG_TABLE, "?")
 
-    def worker_guard(self) -> WorkerGuard:
-        return WorkerLock(self.path)
-
     def hints(self, store: StoreCore) -> Hints | None:
         return DataVersionHints(self.path)
 
@@ -284,7 +241,15 @@ class DataVersionHints:
     def __init__(self, path: str) -> None:
         self._path = path
 
-    async def run(self, on_log: Callable[[], None], on_ready: Callable[[], None]) -> None:
+    async def run(
+        self,
+        on_log: Callable[[], None],
+        on_ready: Callable[[], None],
+        *,
+        wants_log: Callable[[], bool],
+        wants_ready: bool,
+    ) -> None:
+        """Watch ``data_version`` whatever is wanted: a look costs no I/O."""
         stop = False
 
         def watch() -> None:

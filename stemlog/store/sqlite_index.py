@@ -138,7 +138,7 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
         served = _marks(len(serves))
         with self._immediate() as cursor:
             cursor.execute(
-                f"SELECT run_id, ready_at, claimed_by, claim_expires FROM {INDEX_TABLE} "
+                f"SELECT run_id, ready_at, claimed_by, claim_expires, version FROM {INDEX_TABLE} "
                 f"WHERE due_at <= ? AND served IN ({served}) ORDER BY due_at LIMIT ?",
                 (now, *serves, limit),
             )
@@ -155,7 +155,7 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
             )
             found = cursor.fetchone()
         claimed = [
-            Claimed(row[0], None if row[2] in (None, owner) else (row[2], row[3] or 0))
+            Claimed(row[0], None if row[2] in (None, owner) else (row[2], row[3] or 0), row[4])
             for row in picked
         ]
         return ClaimRound(claimed, None if found is None else found[0])

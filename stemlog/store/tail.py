@@ -65,6 +65,11 @@ class PollingTail:
         """The log may have moved (or somebody started to want it): read soon."""
         self._woken.set()
 
+    @property
+    def following(self) -> bool:
+        """Whether the tail reads the log now (asked from the hints' thread: a bool)."""
+        return self._positions is not None
+
     async def _catch_up(self) -> None:
         """Read and deliver what follows the positions; while the store is away, keep
         them and try again at the next round (the store logs it)."""

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 
-from stemlog.model.facts import FACTS_BY_TOPIC, AnyFact, make_fact
+from stemlog.model.facts import FACTS_BY_TOPIC, AnyFact, FactMaker, fact_maker, make_fact
 from stemlog.model.records import WorkflowKind
-from stemlog.store.base import StoredRow
-
-T = TypeVar("T")
+from stemlog.store.base import LoggedFact, StoredRow, UnreadableFact
 
 _DATETIME_TAG = "datetime_iso"
 _TIME_FIELDS = ("timestamp", "deadline", "wake_at", "retry_at")
@@ -98,33 +96,56 @@ def decode_fields(topic: str, run_id: UUID | str, version: int, state: bytes) ->
     return make_fact(cls, cast(UUID, run_id), version, fields)
 
 
-def decode_rows(
-    rows: Sequence[StoredRow], unreadable: Callable[[StoredRow, Exception], T]
-) -> list[AnyFact | T]:
-    """The facts of a page of stored rows, in order: :func:`decode_fields` in one loop
-    (no call per row, lookups hoisted: a rebuild decodes a million facts). A row that
-    cannot be decoded is handed to ``unreadable`` with the error, and what it returns
-    takes the fact's place.
+def decode_page(
+    rows: Sequence[StoredRow],
+    partition: int,
+    partitions: int,
+    unreadable: Callable[[StoredRow, Exception], UnreadableFact],
+) -> list[LoggedFact]:
+    """A page of the log from its stored rows, in order: :func:`decode_fields` in one
+    loop (no call per row but the fact's own making, lookups hoisted, each run id
+    put in its usual form once: a rebuild decodes millions of facts). A row that
+    cannot be decoded is handed to ``unreadable`` with the error, and what it
+    returns takes the fact's place.
     """
-    facts: list[AnyFact | T] = []
-    append, specs, loads, parse = facts.append, _SPECS, orjson.loads, datetime.fromisoformat
+    page: list[LoggedFact] = []
+    append, specs, loads, parse = page.append, _MAKERS, orjson.loads, datetime.fromisoformat
+    ids: dict[UUID | str, UUID | str] = {}
     for row in rows:
+        position, stored_id, version, topic, state = row
+        run_id = ids.get(stored_id)
+        if run_id is None:
+            run_id = ids[stored_id] = usual_run_id(stored_id)
         try:
-            _, run_id, version, topic, state = row
             spec = specs.get(topic)
             if spec is None:
                 raise LookupError(f"unknown fact topic {topic!r}")
+            make, name, times = spec
             fields = loads(state)
             if type(fields) is not dict:
-                raise ValueError(f"{spec[0].__name__} is not an object: {fields!r}")
-            for key in spec[1]:
+                raise ValueError(f"{name} is not an object: {fields!r}")
+            stamp = fields.get("timestamp")  # every fact's, then the kind's other times
+            if type(stamp) is dict and stamp.get("_type_") == _DATETIME_TAG:
+                fields["timestamp"] = parse(stamp["_data_"])
+            for key in times:
                 value = fields.get(key)
                 if type(value) is dict and value.get("_type_") == _DATETIME_TAG:
                     fields[key] = parse(value["_data_"])
-            append(make_fact(spec[0], cast(UUID, run_id), version, fields))
+            fact: AnyFact | UnreadableFact = make(run_id, version, fields)  # type: ignore[arg-type]
         except Exception as error:
-            append(unreadable(row, error))
-    return facts
+            fact = unreadable(row, error)
+        append(LoggedFact(position, fact, partition, partitions))
+    return page
+
+
+def usual_run_id(stored: UUID | str) -> UUID | str:
+    """A run id as the store returned it, text in its usual form (eventsourcing keeps
+    them in SQLite as 32 hex digits); a ``UUID`` as it is."""
+    if type(stored) is not str:
+        return stored
+    if len(stored) != 32:
+        return str(UUID(stored))
+    return f"{stored[:8]}-{stored[8:12]}-{stored[12:16]}-{stored[16:20]}-{stored[20:]}"
 
 
 def _times_of(cls: type[Any]) -> tuple[str, ...]:
@@ -135,3 +156,7 @@ def _times_of(cls: type[Any]) -> tuple[str, ...]:
 _SPECS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
     topic: (cls, _times_of(cls)) for topic, cls in FACTS_BY_TOPIC.items()
 }
+_MAKERS: dict[str, tuple[FactMaker, str, tuple[str, ...]]] = {
+    topic: (fact_maker(cls), cls.__name__, times[1:]) for topic, (cls, times) in _SPECS.items()
+}
+"""Per topic: how its facts are made, its name, its time fields but ``timestamp``."""

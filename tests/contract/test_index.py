@@ -79,6 +79,14 @@ class IndexContract:
         round_ = await store.claim(10, SERVES)
         assert round_.next_due == to_micros(clock.now() + timedelta(seconds=10))
 
+    async def test_a_claim_round_reports_the_version_it_claimed_at(self, store: RunStore) -> None:
+        run = new_run()
+        await store.commit(run)
+        run.start_step(("one", 0), 1, run.state.created_at)
+        await store.commit(run)  # version 2, still due: nobody holds it
+        (claimed,) = (await store.claim(10, SERVES)).claimed
+        assert (claimed.run_id, claimed.version) == (run.state.run_id, 2)
+
     async def test_only_served_workflow_versions_are_claimed(self, store: RunStore) -> None:
         other = new_run(workflow="other")
         await store.commit(other)

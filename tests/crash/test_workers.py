@@ -1,4 +1,5 @@
-"""Several worker processes on one log: leases, takeover after kill -9, SQLite's one worker."""
+"""Several worker processes on one log: claims, takeover after kill -9 (PostgreSQL and
+SQLite; more SQLite processes in ``test_sqlite_workers.py``)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from stemlog import RunStatus, WorkflowApp
-from stemlog.errors import WorkerAlreadyRunningError
+from tests.conftest import make_store_url
 from tests.crash.scale_workflows import KILLS, WORKFLOWS, checkout, orders
 from tests.crash.workflows import blocking
 
-# postgres_url: tests/conftest.py
-pytestmark = [pytest.mark.crash, pytest.mark.anyio, pytest.mark.postgres]
+pytestmark = [pytest.mark.crash, pytest.mark.anyio]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -45,6 +46,7 @@ def stop(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
             stream.close()
 
 
+@pytest.mark.postgres
 async def test_three_workers_survive_kills_and_finish_every_run(postgres_url: str) -> None:
     rng = random.Random(7)
     async with WorkflowApp.open(postgres_url, worker=False) as app:  # creates the tables
@@ -91,7 +93,15 @@ async def test_three_workers_survive_kills_and_finish_every_run(postgres_url: st
     assert differences == []
 
 
-async def test_a_killed_workers_run_is_taken_over_after_its_lease(postgres_url: str) -> None:
+@pytest.fixture(params=["sqlite", *[pytest.param(k, marks=pytest.mark.postgres)
+                                    for k in ("postgres", "postgres4")]])  # fmt: skip
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store that several worker processes share: a SQLite file, PostgreSQL."""
+    yield from make_store_url(str(request.param), tmp_path)
+
+
+async def test_a_killed_workers_run_is_taken_over_after_its_lease(shared_url: str) -> None:
+    postgres_url = shared_url
     async with WorkflowApp.open(postgres_url, worker=False) as app:
         app.register_workflows(WORKFLOWS)
         first = spawn_worker(postgres_url)
@@ -113,8 +123,9 @@ async def test_a_killed_workers_run_is_taken_over_after_its_lease(postgres_url: 
 
 
 async def test_a_step_whose_worker_died_is_taken_over_when_the_lease_expires(
-    postgres_url: str, tmp_path: Path
+    shared_url: str, tmp_path: Path
 ) -> None:
+    postgres_url = shared_url
     marker = tmp_path / "marker"
     async with WorkflowApp.open(postgres_url, worker=False) as app:
         app.register_workflows([blocking])
@@ -144,22 +155,3 @@ async def test_a_step_whose_worker_died_is_taken_over_when_the_lease_expires(
     assert result.value == "resumed elsewhere"
     assert attempts == [1, 2]
     assert taken_over_after < 15
-
-
-async def test_sqlite_refuses_a_second_worker_process(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'one-worker.db'}"
-    worker = spawn_worker(url)
-    try:
-        assert serving(worker)
-        with pytest.raises(WorkerAlreadyRunningError, match="PostgreSQL"):
-            async with WorkflowApp.open(url):
-                pass
-        async with WorkflowApp.open(url, worker=False) as app:  # other apps may share it
-            app.register_workflows(WORKFLOWS)
-            run_id = await app.start(checkout, {"n": 1})
-            result = await app.wait_for(run_id, timeout=20)  # driven by the worker process
-        assert result.value == 4
-    finally:
-        stop(worker, signal.SIGTERM)
-    async with WorkflowApp.open(url) as app:  # the lock went with the process
-        assert app.url == url

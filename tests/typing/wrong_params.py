@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from stemlog import WorkflowApp
-
 from user_app import checkout_ref
+
+from stemlog import WorkflowApp
 
 
 async def main(app: WorkflowApp) -> None:

@@ -17,7 +17,7 @@ V1 = [
     "ResultNotAvailableError", "RetryPolicy", "RunEndedError", "RunState", "RunStatus", "RunView",
     "ScriptContext", "ScriptStepContext", "StateSnapshot", "StemlogError", "StepContext",
     "StepFailedError", "UnknownRunError", "UnknownStepError", "UnknownWorkflowError",
-    "WorkerAlreadyRunningError", "WorkflowApp", "WorkflowDefinition", "WorkflowKind",
+    "WorkflowApp", "WorkflowDefinition", "WorkflowKind",
     "WorkflowRef", "WorkflowResult", "WorkflowScript", "fold", "replay",
 ]  # fmt: skip
 V2_LANDED = [
