@@ -1,0 +1,230 @@
+"""PostgreSQL's side connections: LISTEN for hints, advisory locks for the projectors'
+leads. Each holds a connection of its own (not the pool's), made again with
+backoff when the server drops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, final
+from uuid import UUID
+
+import anyio
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.sql import SQL, Identifier
+
+from stemlog.store.base import StoreCore
+from stemlog.store.postgres_recorder import READY_CHANNEL, StemlogPostgresRecorder
+
+logger = logging.getLogger("stemlog.store")
+
+_LISTEN_BACKOFF = 0.1
+"""The first wait before making the LISTEN connection again (it doubles, up to 5 s)."""
+_LISTEN_TICK = 0.05
+"""Seconds between looks at which channels are wanted (no round trip: a wait on the
+connection's socket)."""
+
+
+def _settings(datastore: PostgresDatastore) -> dict[str, Any]:
+    """The connection settings of the store's pool, for a connection of one's own."""
+    kwargs = datastore.pool.kwargs
+    assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
+    return {key: value for key, value in kwargs.items() if key != "row_factory"}
+
+
+def _datastore(log: Application[UUID]) -> PostgresDatastore:
+    recorder = log.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
+    return recorder.datastore
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Listening:
+    """What one process listens for: the channels, and when it wants each kind."""
+
+    log_channels: tuple[str, ...]
+    own: str
+    on_log: Callable[[], None]
+    on_ready: Callable[[], None]
+    wants_log: Callable[[], bool]
+    wants_ready: bool
+
+    def wanted(self) -> set[str]:
+        """The channels to listen on now."""
+        channels = set(self.log_channels) if self.wants_log() else set()
+        if self.wants_ready:
+            channels.add(READY_CHANNEL)
+        return channels
+
+
+def _listen(
+    settings: dict[str, Any], listening: _Listening, stopped: Callable[[], bool]
+) -> None:
+    """In a worker thread: LISTEN on the channels wanted now (a partition's log
+    channel while somebody here follows the log, the ready channel when the app
+    has a worker), and call back.
+
+    Each listening backend wakes up (a transaction, CPU on the server) for each
+    NOTIFY on its channels, its own process's included, so channels nobody here
+    wants are not listened on: they are LISTENed to and UNLISTENed as the wish
+    changes (looked at every ``_LISTEN_TICK`` seconds; when log hints start, the
+    log is read once for what came before). NOTIFY is only a hint (whoever is
+    woken reads or claims from the database, so nothing is missed); hints whose
+    payload is this process's ``own`` name are its own appends', which it knows
+    of already. The connection is its own (not the pool's), closed when the app
+    stops. When the server goes away the connection is made again with backoff,
+    and both callbacks are called once it is back, for what was appended
+    meanwhile.
+    """
+    delay = _LISTEN_BACKOFF
+    while not stopped():
+        try:
+            with psycopg.connect(autocommit=True, connect_timeout=5, **settings) as connection:
+                heard: set[str] = set()
+                delay = _LISTEN_BACKOFF
+                anyio.from_thread.run_sync(listening.on_log)
+                anyio.from_thread.run_sync(listening.on_ready)
+                while not stopped():
+                    heard = _relisten(connection, heard, listening)
+                    for notify in connection.notifies(timeout=_LISTEN_TICK):
+                        if notify.payload == listening.own:
+                            continue  # this process's own append: it knows already
+                        ready = notify.channel == READY_CHANNEL
+                        anyio.from_thread.run_sync(
+                            listening.on_ready if ready else listening.on_log
+                        )
+        except psycopg.Error as error:
+            if stopped():
+                return
+            logger.debug("LISTEN connection lost (%s); again in %.1f s", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        except RuntimeError:
+            return  # the event loop has ended: the app closed
+
+
+def _relisten(connection: psycopg.Connection[Any], heard: set[str],
+              listening: _Listening) -> set[str]:  # fmt: skip
+    """LISTEN to the channels newly wanted, UNLISTEN the others; the channels heard now.
+    When log channels are newly heard, read the log once (what came before)."""
+    wanted = listening.wanted()
+    if wanted == heard:
+        return heard
+    for channel in sorted(wanted - heard):
+        connection.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+    for channel in sorted(heard - wanted):
+        connection.execute(SQL("UNLISTEN {0}").format(Identifier(channel)))
+    if (wanted - heard) & set(listening.log_channels):
+        anyio.from_thread.run_sync(listening.on_log)
+    return wanted
+
+
+@final
+class ListenHints:
+    """Hints from PostgreSQL's LISTEN/NOTIFY (one connection per process)."""
+
+    def __init__(self, store: StoreCore) -> None:
+        recorder = store.log.recorder
+        assert isinstance(recorder, StemlogPostgresRecorder), "a PostgreSQL store's recorder"
+        self._settings = _settings(recorder.datastore)
+        channels = []
+        for number in range(store.partitions):
+            partition = store.partition_recorder(number)
+            assert isinstance(partition, PostgresApplicationRecorder), "a PostgreSQL recorder"
+            channels.append(partition.channel_name)
+        self._log_channels = tuple(channels)
+        self._own = recorder.origin
+
+    async def run(
+        self,
+        on_log: Callable[[], None],
+        on_ready: Callable[[], None],
+        *,
+        wants_log: Callable[[], bool],
+        wants_ready: bool,
+    ) -> None:
+        listening = _Listening(self._log_channels, self._own, on_log, on_ready, wants_log,
+                               wants_ready)  # fmt: skip
+        stop = False
+        try:
+            await anyio.to_thread.run_sync(
+                _listen, self._settings, listening, lambda: stop, abandon_on_cancel=True
+            )
+        finally:
+            stop = True  # the thread ends within one tick
+
+
+@final
+class AdvisoryLeadership:
+    """The projectors' leads as session advisory locks, one per partition, held on a
+    connection of its own: when the process dies or the server drops the
+    connection, its locks go with it and other processes take the leads at
+    their next try.
+
+    The processes share the partitions: each counts the processes competing
+    (the connections named ``stemlog-projector:<schema>``) and leads at most its
+    share, ``ceil(partitions / processes)``, giving up the excess when more
+    arrive. It tries the free partitions from an offset of its own, so
+    processes starting together spread over them.
+    """
+
+    def __init__(self, log: Application[UUID], partitions: int) -> None:
+        datastore = _datastore(log)
+        self._settings = _settings(datastore)
+        self._name = f"stemlog-projector:{datastore.schema}"
+        self._keys = [f"{datastore.schema}.stemlog_projector.{p}" for p in range(partitions)]
+        self._offset = int.from_bytes(os.urandom(2), "big") % partitions
+        self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._held: set[int] = set()
+
+    def lead(self) -> frozenset[int]:
+        try:
+            connection = self._connect()
+            competing = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                (self._name,),
+            ).fetchone()
+            share = math.ceil(len(self._keys) / max(int(competing[0]) if competing else 1, 1))
+            for number in sorted(self._held, reverse=True)[: max(len(self._held) - share, 0)]:
+                connection.execute("SELECT pg_advisory_unlock(hashtext(%s))",
+                                   (self._keys[number],))  # fmt: skip
+                self._held.discard(number)
+            for step in range(len(self._keys)):
+                if len(self._held) >= share:
+                    break
+                number = (self._offset + step) % len(self._keys)
+                if number in self._held:
+                    continue
+                row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
+                                         (self._keys[number],)).fetchone()  # fmt: skip
+                if row is not None and row[0]:
+                    self._held.add(number)
+        except psycopg.Error:
+            self.resign()  # the connection went, and its locks with it
+        return frozenset(self._held)
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._connection is None or self._connection.closed:
+            self._held.clear()
+            self._connection = psycopg.connect(
+                autocommit=True, connect_timeout=2, application_name=self._name, **self._settings
+            )
+        return self._connection
+
+    def resign(self) -> None:
+        connection, self._connection = self._connection, None
+        self._held.clear()
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.close()
+
+
