@@ -95,7 +95,7 @@ class Runtime:
     def ready_hint(self) -> None:
         """Another process may have left a run to claim."""
         if self.worker is not None:
-            self.worker.hint()
+            self.worker.remote_hint()
 
     def recover_soon(self) -> None:
         """New definitions were registered: the catalog records them and the worker

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import math
 import os
+import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -82,6 +83,12 @@ from its top on every resume, as a fresh worker does)."""
 SNAPSHOT_EVERY = 1000
 """A run is snapshotted each time its history passes a multiple of this many facts,
 so loading it from the store reads at most that many facts after its snapshot."""
+
+HERD_WINDOW_SECONDS = 0.01
+"""How long a worker that lost the last race for hinted runs waits before answering the
+next hint of another process (jittered, doubling with each loss up to four times):
+every idle worker of every process hears each hint, and the hints that come within
+the window make one claim round."""
 
 FALLBACK_CLAIM_SECONDS = 2.0
 """How long an idle worker waits for a hint before it runs a claim round anyway
@@ -158,6 +165,10 @@ class Worker:
         self._claim_at: datetime | None = None
         self._more = False
         """A claim round may find more than it had room for."""
+        self._remote_only = False
+        """The claim loop was woken by other processes' hints alone (so far)."""
+        self._lost = 0
+        """Claim rounds in a row, answering other processes' hints, that found nothing."""
         store.serve_claims(owner, lease)
 
     # -- what the dispatcher tells the worker ----------------------------------
@@ -213,6 +224,13 @@ class Worker:
 
     def hint(self) -> None:
         """There may be runs to claim now."""
+        self._remote_only = False
+        self._hint.set()
+
+    def remote_hint(self) -> None:
+        """Another process left a run to claim (as every idle worker hears)."""
+        if not self._hint.is_set():
+            self._remote_only = True
         self._hint.set()
 
     def hint_at(self, moment: datetime) -> None:
@@ -271,22 +289,33 @@ class Worker:
     async def _claim_loop(self) -> None:
         while True:
             self._hint = anyio.Event()
+            answering, self._remote_only = self._remote_only, False
             room = self._concurrency - len(self._active)
             if room <= 0:
                 self._more = True  # the next drive to end asks again
             else:
-                await self._claim_round(room)
+                found = await self._claim_round(room)
+                self._lost = 0 if found or not answering else self._lost + 1
             await self._wait_for_hint()
+            if self._remote_only and self._lost:
+                await self._herd_pause()
 
-    async def _claim_round(self, room: int) -> None:
+    async def _herd_pause(self) -> None:
+        """Answer other processes' hints a little later after losing races for them:
+        the hints of the pause make one round (the winners answer at once)."""
+        factor = min(2 ** (self._lost - 1), 4) * random.uniform(0.5, 1.0)
+        await anyio.sleep(HERD_WINDOW_SECONDS * factor)
+
+    async def _claim_round(self, room: int) -> bool:
+        """Claim due runs up to ``room``; whether it found any."""
         served = self._served()
         if not served:
-            return
+            return False
         try:
             claimed = await self._store.claim(room, served)
         except (StoreUnavailableError, StoreWriteError):
             self.hint_at(self._clock.now() + _STORE_RETRY)
-            return
+            return False
         self._more = len(claimed.claimed) >= room
         now = self._clock.now()
         for item in claimed.claimed:
@@ -298,6 +327,7 @@ class Worker:
             due = from_micros(claimed.next_due)
             if self._claim_at is None or due < self._claim_at or self._claim_at <= now:
                 self._claim_at = due
+        return bool(claimed.claimed)
 
     async def _wait_for_hint(self) -> None:
         """Until a hint, the next known due moment, or the fallback interval."""
