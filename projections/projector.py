@@ -88,12 +88,15 @@ class Projector:
     def _previous(self, page: Sequence[LoggedFact], expected: int) -> dict[str, RunRow]:
         """The rows of the runs the page continues: those the page before left, carried
         if it ended at ``expected``, the others read."""
-        facts = [item.fact for item in page]
-        touched = {fact.originator_id for fact in facts}
-        # The class itself (it has no subclasses): isinstance goes through the facts'
-        # metaclass, several times slower on the nine facts in ten that are not it.
-        started = {fact.originator_id for fact in facts if type(fact) is RunStarted}
-        continued = sorted(str(run_id) for run_id in touched - started)
+        # One pass over the page (its facts are no longer in the processor's caches),
+        # by the class itself (it has no subclasses: isinstance would go through the
+        # facts' metaclass, several times slower on the nine facts in ten that are not it).
+        started: dict[object, bool] = {}
+        for item in page:
+            fact = item.fact
+            run_id = fact.originator_id
+            started[run_id] = started.get(run_id, False) or type(fact) is RunStarted
+        continued = sorted(str(run_id) for run_id, yes in started.items() if not yes)
         at, carried = self._carried
         if at != expected:
             carried = {}

@@ -46,6 +46,8 @@ class RunsQuery:
     ``None``: after every run of that ``seq``."""
     expired_before: datetime | None = None
     """Leave out runs whose ``expires_at`` is at or before this time (``None``: keep all)."""
+    id_prefix: str | None = None
+    """Only runs whose id starts with this (the CLI's short ids)."""
 
 
 class RunsView(Protocol):

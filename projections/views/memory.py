@@ -139,6 +139,8 @@ class POPORunsView(POPOTrackingRecorder):
                 expired = query.expired_before
                 if expired is not None and row.expires_at is not None and row.expires_at <= expired:
                     continue
+                if query.id_prefix is not None and not run_id.startswith(query.id_prefix):
+                    continue
                 found.append(row)
                 if len(found) >= query.limit:
                     break

@@ -248,6 +248,10 @@ class SQLRunsView:
         if query.expired_before is not None:
             clauses.append("(expires_at IS NULL OR expires_at > ?)")
             params.append(schema.micros(query.expired_before))
+        if query.id_prefix is not None:  # LIKE: a key range would follow the collation
+            clauses.append("run_id LIKE ? ESCAPE '!'")
+            escaped = query.id_prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            params.append(escaped + "%")
         params.append(query.limit)
         sql = f"SELECT * FROM {{runs}} WHERE {' AND '.join(clauses)} ORDER BY seq, run_id LIMIT ?"
         return [schema.record_to_row(record) for record in self._select(sql, params)]

@@ -49,6 +49,7 @@ class RunQueries(AppCore):
         after: str | None = None,
         *,
         include_expired: bool = False,
+        id_prefix: str | None = None,
     ) -> list[RunView]:
         """Runs in start order, filtered.
 
@@ -63,7 +64,11 @@ class RunQueries(AppCore):
             raise InvalidPayloadError("limit", f"an int >= 0 is needed, got {limit!r}")
         if after is not None:
             after = run_id_of(after)
-        return await self._queries().list_runs(workflow, status, limit, after, include_expired)
+        if id_prefix is not None and not isinstance(id_prefix, str):
+            raise InvalidPayloadError("id_prefix", f"a string is needed, got {id_prefix!r}")
+        return await self._queries().list_runs(
+            workflow, status, limit, after, include_expired, id_prefix
+        )
 
     @property
     def read_models(self) -> ReadModels:

@@ -17,6 +17,7 @@ import typer
 
 from stemlog import (
     Flow,
+    InvalidPayloadError,
     StemlogError,
     StoreUnavailableError,
     StoreWriteError,
@@ -49,6 +50,31 @@ def stemlog_command() -> str:
     """``stemlog `` and the ``--db`` this invocation used, unless it is the default,
     to start the commands the CLI suggests (they must reach the same store)."""
     return "stemlog " + ("" if Options.db == DEFAULT_DB else f"--db {shlex.quote(Options.db)} ")
+
+
+_HEX = frozenset("0123456789abcdef-")
+
+
+async def resolve_run(app: WorkflowApp, text: str) -> str:
+    """The id of the run that ``text`` names: a run id, a run key, or a unique prefix
+    of a run id of at least 8 characters (as it shows in ``stemlog runs``).
+
+    A key that names a run wins over a prefix; anything that names no run is
+    passed on as it is, so the command reports the unknown run.
+
+    Raises:
+        InvalidPayloadError: a prefix that more than one run id starts with.
+    """
+    named = await app.get_run(text)
+    if named is not None:
+        return named.run_id
+    if len(text) < 8 or not set(text.lower()) <= _HEX:
+        return text
+    found = await app.list_runs(limit=2, include_expired=True, id_prefix=text.lower())
+    if len(found) > 1:
+        ids = ", ".join(view.run_id for view in found)
+        raise InvalidPayloadError("run", f"{text!r} is the start of more than one run id: {ids}")
+    return found[0].run_id if found else text
 
 
 def exit_code_of(error: BaseException) -> int:

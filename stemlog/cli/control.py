@@ -13,7 +13,15 @@ from typing import Any
 import typer
 
 from stemlog import WorkflowApp
-from stemlog.cli.common import AppOption, JsonOption, load_definitions, open_app, parse_json, run
+from stemlog.cli.common import (
+    AppOption,
+    JsonOption,
+    load_definitions,
+    open_app,
+    parse_json,
+    resolve_run,
+    run,
+)
 from stemlog.cli.format import format_manifest, run_json
 from stemlog.cli.output import console, note, print_json, say
 
@@ -54,16 +62,17 @@ def send(run_id: str, topic: str, payload: str, as_json: bool = JsonOption) -> N
     """
     value = parse_json(payload, "the payload")
 
-    async def main() -> dict[str, Any] | None:
+    async def main() -> tuple[str, dict[str, Any] | None]:
         async with open_app() as app:
-            await app.send(run_id, topic, value)
-            return await _view_json(app, run_id)
+            run_id_ = await resolve_run(app, run_id)
+            await app.send(run_id_, topic, value)
+            return run_id_, await _view_json(app, run_id_)
 
-    view = run(main)
+    full_id, view = run(main)
     if as_json:
-        print_json({"run_id": run_id, "topic": topic, "ok": True, "run": view})
+        print_json({"run_id": full_id, "topic": topic, "ok": True, "run": view})
     else:
-        say(f"sent {topic} to {run_id}")
+        say(f"sent {topic} to {full_id}")
 
 
 def cancel(
@@ -74,16 +83,17 @@ def cancel(
     --json: {"run_id", "ok": true, "run": the run's view after}.
     """
 
-    async def main() -> dict[str, Any] | None:
+    async def main() -> tuple[str, dict[str, Any] | None]:
         async with open_app() as app:
-            await app.cancel(run_id, reason)
-            return await _view_json(app, run_id)
+            run_id_ = await resolve_run(app, run_id)
+            await app.cancel(run_id_, reason)
+            return run_id_, await _view_json(app, run_id_)
 
-    view = run(main)
+    full_id, view = run(main)
     if as_json:
-        print_json({"run_id": run_id, "ok": True, "run": view})
+        print_json({"run_id": full_id, "ok": True, "run": view})
     else:
-        say(f"cancelled {run_id}")
+        say(f"cancelled {full_id}")
 
 
 def rewind(run_id: str, step: str, as_json: bool = JsonOption) -> None:
@@ -92,16 +102,17 @@ def rewind(run_id: str, step: str, as_json: bool = JsonOption) -> None:
     --json: {"run_id", "step", "ok": true, "run": the run's view after}.
     """
 
-    async def main() -> dict[str, Any] | None:
+    async def main() -> tuple[str, dict[str, Any] | None]:
         async with open_app() as app:
-            await app.rewind(run_id, step)
-            return await _view_json(app, run_id)
+            run_id_ = await resolve_run(app, run_id)
+            await app.rewind(run_id_, step)
+            return run_id_, await _view_json(app, run_id_)
 
-    view = run(main)
+    full_id, view = run(main)
     if as_json:
-        print_json({"run_id": run_id, "step": step, "ok": True, "run": view})
+        print_json({"run_id": full_id, "step": step, "ok": True, "run": view})
     else:
-        say(f"rewound {run_id} to {step}: a worker runs it and the steps after it again")
+        say(f"rewound {full_id} to {step}: a worker runs it and the steps after it again")
 
 
 def fork(run_id: str, step: str, as_json: bool = JsonOption) -> None:
@@ -110,13 +121,14 @@ def fork(run_id: str, step: str, as_json: bool = JsonOption) -> None:
     --json: {"run_id": the new run, "forked_from": RUN_ID, "step": STEP}.
     """
 
-    async def main() -> str:
+    async def main() -> tuple[str, str]:
         async with open_app() as app:
-            return await app.fork(run_id, step)
+            run_id_ = await resolve_run(app, run_id)
+            return run_id_, await app.fork(run_id_, step)
 
-    new_id = run(main)
+    source, new_id = run(main)
     if as_json:
-        print_json({"run_id": new_id, "forked_from": run_id, "step": step})
+        print_json({"run_id": new_id, "forked_from": source, "step": step})
     else:
         say(new_id)
 

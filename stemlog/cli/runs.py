@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from stemlog import Fact, InvalidPayloadError, ReplayReport, RunView, UnknownRunError
-from stemlog.cli.common import AppOption, JsonOption, load_definitions, open_app, run
+from stemlog.cli.common import AppOption, JsonOption, load_definitions, open_app, resolve_run, run
 from stemlog.cli.format import format_replay, format_run, format_runs, format_timeline, run_json
 from stemlog.cli.output import console, fail, note, print_json, print_table, say
 
@@ -44,11 +44,11 @@ def show(run_id: str, as_json: bool = JsonOption) -> None:
 
     async def main() -> tuple[RunView, list[Fact] | InvalidPayloadError]:
         async with open_app() as app:
-            view = await app.get_run(run_id)
+            view = await app.get_run(await resolve_run(app, run_id))
             if view is None:
                 raise UnknownRunError(run_id)
             try:
-                return view, await app.history(run_id)
+                return view, await app.history(view.run_id)
             except InvalidPayloadError as error:  # a blocked run: its facts cannot be read
                 return view, error
 
@@ -76,8 +76,9 @@ def history(run_id: str, as_json: bool = JsonOption) -> None:
     async def main() -> None:
         async with open_app() as app:
             try:
-                facts = await app.history(run_id)
-                lines = await app.export_json_lines(run_id) if as_json else []
+                run_id_ = await resolve_run(app, run_id)
+                facts = await app.history(run_id_)
+                lines = await app.export_json_lines(run_id_) if as_json else []
             except InvalidPayloadError as error:  # a stored fact that cannot be read
                 fail(str(error), 1, type(error).__name__)
         if as_json:
@@ -139,8 +140,9 @@ def replay(
     async def main() -> tuple[ReplayReport, list[Fact]]:
         definitions = load_definitions(app_target)
         async with open_app(definitions=definitions) as app:
-            report = await app.replay(run_id, until=until)
-            facts = await app.history(run_id)
+            run_id_ = await resolve_run(app, run_id)
+            report = await app.replay(run_id_, until=until)
+            facts = await app.history(run_id_)
         return report, facts
 
     report, facts = run(main)

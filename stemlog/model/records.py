@@ -119,6 +119,8 @@ class RunView:
     blocked: str | None = None
     """Why the run is set aside, if it is: one of its facts cannot be read or folded
     (the app and every other run go on; the worker leaves this one alone)."""
+    key: str | None = None
+    """The business key the run was started by (``start(..., run_id="order-1")``)."""
 
 
 @final

@@ -61,6 +61,7 @@ class Queries:
         limit: int,
         after: str | None,
         include_expired: bool = False,
+        id_prefix: str | None = None,
     ) -> list[RunView]:
         wanted = None if status is None else RunStatus(status)
         await self._views.catch_up()
@@ -72,7 +73,7 @@ class Queries:
                 after_seq, after_run_id = anchor.seq, anchor.run_id
         expired_before = None if include_expired else self._clock.now()
         query = RunsQuery(workflow, wanted, max(int(limit), 0), after_seq, after_run_id,
-                          expired_before)  # fmt: skip
+                          expired_before, id_prefix)  # fmt: skip
         rows = await self._views.call(self._views.view.list_rows, query)
         return await self._to_views(rows)
 
@@ -113,6 +114,7 @@ class Queries:
             ended_at=row.ended_at,
             blocked_on_version=self._blocked(row),
             blocked=row.blocked,
+            key=row.state.get("key"),
         )
 
     def _blocked(self, row: RunRow) -> int | None:
