@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 logger = logging.getLogger("stemlog.projections")
 
-_LINGER = 0.1
+_LINGER = 0.5
 """Seconds the background projector waits after a commit, to batch more commits (the
 models' staleness in the background only: queries catch up to the head first)."""
 _POLL = 1.0

@@ -19,7 +19,7 @@ import anyio
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from stemlog.store.base import StoreCore
 from stemlog.store.postgres_recorder import READY_CHANNEL, StemlogPostgresRecorder
@@ -28,6 +28,9 @@ logger = logging.getLogger("stemlog.store")
 
 _LISTEN_BACKOFF = 0.1
 """The first wait before making the LISTEN connection again (it doubles, up to 5 s)."""
+_FOLLOW_SECONDS = 30.0
+"""How long a process's say that it follows the log lasts (renewed while it does)."""
+_FOLLOW_RENEW_SECONDS = 10.0
 _LISTEN_TICK = 0.05
 """Seconds between looks at which channels are wanted (no round trip: a wait on the
 connection's socket)."""
@@ -53,6 +56,8 @@ class _Listening:
 
     log_channels: tuple[str, ...]
     own: str
+    follow: Composed
+    unfollow: Composed
     on_log: Callable[[], None]
     on_ready: Callable[[], None]
     wants_log: Callable[[], bool]
@@ -89,12 +94,12 @@ def _listen(
     while not stopped():
         try:
             with psycopg.connect(autocommit=True, connect_timeout=5, **settings) as connection:
-                heard: set[str] = set()
+                subscription = _Subscription(listening)
                 delay = _LISTEN_BACKOFF
                 anyio.from_thread.run_sync(listening.on_log)
                 anyio.from_thread.run_sync(listening.on_ready)
                 while not stopped():
-                    heard = _relisten(connection, heard, listening)
+                    subscription.refresh(connection)
                     for notify in connection.notifies(timeout=_LISTEN_TICK):
                         if notify.payload == listening.own:
                             continue  # this process's own append: it knows already
@@ -112,20 +117,44 @@ def _listen(
             return  # the event loop has ended: the app closed
 
 
-def _relisten(connection: psycopg.Connection[Any], heard: set[str],
-              listening: _Listening) -> set[str]:  # fmt: skip
-    """LISTEN to the channels newly wanted, UNLISTEN the others; the channels heard now.
-    When log channels are newly heard, read the log once (what came before)."""
-    wanted = listening.wanted()
-    if wanted == heard:
-        return heard
-    for channel in sorted(wanted - heard):
-        connection.execute(SQL("LISTEN {0}").format(Identifier(channel)))
-    for channel in sorted(heard - wanted):
-        connection.execute(SQL("UNLISTEN {0}").format(Identifier(channel)))
-    if (wanted - heard) & set(listening.log_channels):
-        anyio.from_thread.run_sync(listening.on_log)
-    return wanted
+@final
+class _Subscription:
+    """The channels one LISTEN connection hears, kept to what is wanted now.
+
+    While it hears the log's channels it also says so in ``stemlog_followers``
+    (renewed every ``_FOLLOW_RENEW_SECONDS``, lapsing after ``_FOLLOW_SECONDS`` if
+    the process dies): appends notify the log's channels only while somebody
+    follows, since every listening backend of the database wakes for each NOTIFY.
+    """
+
+    def __init__(self, listening: _Listening) -> None:
+        self._listening = listening
+        self._heard: set[str] = set()
+        self._renewed: float | None = None
+
+    def refresh(self, connection: psycopg.Connection[Any]) -> None:
+        """LISTEN to the channels newly wanted, UNLISTEN the others. When the log's
+        channels are newly heard, read the log once (what came before)."""
+        listening = self._listening
+        wanted = listening.wanted()
+        logs = set(listening.log_channels)
+        following = bool(wanted & logs)
+        now = time.monotonic()
+        if following and (self._renewed is None or now - self._renewed > _FOLLOW_RENEW_SECONDS):
+            connection.execute(listening.follow, (listening.own, int(_FOLLOW_SECONDS * 1e6)))
+            self._renewed = now
+        if wanted == self._heard:
+            return
+        for channel in sorted(wanted - self._heard):
+            connection.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+        for channel in sorted(self._heard - wanted):
+            connection.execute(SQL("UNLISTEN {0}").format(Identifier(channel)))
+        if not following and self._renewed is not None:
+            connection.execute(listening.unfollow, (listening.own,))
+            self._renewed = None
+        if (wanted - self._heard) & logs:
+            anyio.from_thread.run_sync(listening.on_log)
+        self._heard = wanted
 
 
 @final
@@ -143,6 +172,8 @@ class ListenHints:
             channels.append(partition.channel_name)
         self._log_channels = tuple(channels)
         self._own = recorder.origin
+        self._follow = recorder.follow_statement
+        self._unfollow = recorder.unfollow_statement
 
     async def run(
         self,
@@ -152,8 +183,8 @@ class ListenHints:
         wants_log: Callable[[], bool],
         wants_ready: bool,
     ) -> None:
-        listening = _Listening(self._log_channels, self._own, on_log, on_ready, wants_log,
-                               wants_ready)  # fmt: skip
+        listening = _Listening(self._log_channels, self._own, self._follow, self._unfollow,
+                               on_log, on_ready, wants_log, wants_ready)  # fmt: skip
         stop = False
         try:
             await anyio.to_thread.run_sync(

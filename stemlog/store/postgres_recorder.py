@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg.sql import SQL, Composed, Identifier, Literal
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from stemlog.model.children import child_topic
 from stemlog.store.catalog import CATALOG_TABLE, catalog_ddl
@@ -40,6 +40,13 @@ from stemlog.store.index import (
 )
 
 INDEX_TABLE = "stemlog_run_index"
+FOLLOWERS_TABLE = "stemlog_followers"
+_CLOCK_MICROS = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+_FOLLOW = (
+    "INSERT INTO {followers} (origin, until) VALUES (%s, {clock_micros} + %s) "
+    "ON CONFLICT (origin) DO UPDATE SET until = excluded.until"
+)
+_UNFOLLOW = "DELETE FROM {followers} WHERE origin = %s OR until < {clock_micros}"
 READY_CHANNEL = "stemlog_ready"
 """NOTIFYed when an append leaves a run any worker may claim now."""
 
@@ -54,6 +61,9 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS stemlog_run_index_claims ON {index} (claimed_by) "
     "WHERE claimed_by IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS {meta} (backfilled integer NOT NULL)",
+    # The processes that follow the log now (until when): appends notify its channels
+    # only while somebody does (every listener in the database wakes for each NOTIFY).
+    "CREATE TABLE IF NOT EXISTS {followers} (origin text PRIMARY KEY, until bigint NOT NULL)",
     catalog_ddl("{catalog}"),
     # When a row may be claimed (stemlog.store.index.due_of).
     "CREATE OR REPLACE FUNCTION {due}(ready bigint, claimer text, expires bigint) "
@@ -78,6 +88,8 @@ DECLARE
     present boolean;
     ready bigint;
     due bigint;
+    followed boolean := EXISTS (SELECT 1 FROM {followers}
+                                WHERE until > {clock_micros});
 BEGIN
     ids := '{{}}';
     held := '{{}}';
@@ -166,10 +178,13 @@ _PARTITION = """
             RETURNING notification_id)
         SELECT ids || coalesce(array_agg(notification_id ORDER BY notification_id), '{{}}')
             INTO ids FROM inserted;
-        PERFORM pg_notify({channel}, origin);
+        IF followed THEN
+            PERFORM pg_notify({channel}, origin);
+        END IF;
     END IF;"""
 """The insert into one partition: its table locked (partitions in ascending order,
-so two appends never deadlock), its facts in order, its channel notified."""
+so two appends never deadlock), its facts in order, its channel notified if anybody
+follows the log."""
 
 _CALL_APPEND = (
     "SELECT ids, held, claimable FROM {append}(%s::{event_type}[], %s::integer[], %s::text[], "
@@ -243,13 +258,15 @@ class StemlogPostgresRecorder(OnceRecorder):
         """This process's name in its NOTIFY payloads (its own hints are not news to it)."""
         self._writer: psycopg.Connection[Any] | None = None
         self._writer_lock = threading.Lock()
-        self._names: dict[str, Composed | Identifier | Literal] = {
+        self._names: dict[str, Composable] = {
             "index": _qualified(datastore, INDEX_TABLE),
             "meta": _qualified(datastore, "stemlog_run_index_meta"),
             "catalog": _qualified(datastore, CATALOG_TABLE),
             "due": _qualified(datastore, "stemlog_due"),
             "append": _qualified(datastore, "stemlog_append"),
             "event_type": _qualified(datastore, self.stored_event_type_name),
+            "followers": _qualified(datastore, FOLLOWERS_TABLE),
+            "clock_micros": SQL(_CLOCK_MICROS),
             "ready_channel": Literal(READY_CHANNEL),
             "lock_timeout": Literal(f"{datastore.lock_timeout}s"),
         }
@@ -257,6 +274,10 @@ class StemlogPostgresRecorder(OnceRecorder):
             self.sql_create_statements.append(self._sql(statement))
         self._call_append = self._sql(_CALL_APPEND)
         self._claim = self._sql(_CLAIM)
+        self.follow_statement = self._sql(_FOLLOW)
+        """Say (on any connection) that ``origin`` follows the log for ``micros`` more."""
+        self.unfollow_statement = self._sql(_UNFOLLOW)
+        """Say that ``origin`` no longer follows the log (and forget expired followers)."""
 
     def create_append_function(self, partitions: Sequence[tuple[str, str]]) -> None:
         """(Re)create ``stemlog_append`` for these partitions' ``(events table, channel)``,
