@@ -27,6 +27,9 @@ from stemlog.store.base import Appended, AppendListener, StoreCore
 
 PAGE = 1000
 """Facts read per round trip."""
+LINGER_SECONDS = 5.0
+"""How long the tail keeps following once nobody wants it: waits often come one after
+another (a loop of ``wait_for``), and each start costs every waiter a fresh read."""
 
 
 @final
@@ -50,6 +53,7 @@ class PollingTail:
         self._look_again = look_again
         self._positions: list[int] | None = None
         """Each partition's position; ``None`` while nobody wants the tail."""
+        self._unwanted_since: float | None = None
         self._woken = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -75,10 +79,13 @@ class PollingTail:
         them and try again at the next round (the store logs it)."""
         store = self._store
         if not self._wanted():
-            if self._positions is not None:
+            if self._positions is not None and self._lingered():
                 self._positions = None
                 store.track_local(False)
-            return
+            if self._positions is None:
+                return
+        else:
+            self._unwanted_since = None
         try:
             if self._positions is None:
                 store.track_local()
@@ -92,6 +99,14 @@ class PollingTail:
                 await self._read_on(partition)
         except (StoreUnavailableError, StoreWriteError):
             return
+
+    def _lingered(self) -> bool:
+        """Whether nobody has wanted the tail for ``LINGER_SECONDS`` (counting from now
+        when that just began)."""
+        now = anyio.current_time()
+        if self._unwanted_since is None:
+            self._unwanted_since = now
+        return now - self._unwanted_since >= LINGER_SECONDS
 
     async def _read_on(self, partition: int) -> None:
         store, positions = self._store, self._positions
