@@ -277,7 +277,7 @@ def test_start_wait_shows_each_step_on_stderr_and_the_result_on_stdout(db: str) 
     code, out, err = invoke(db, "start", "examples.batch", "--params", '{"items": 2}', "--wait",
                             "--app", APP)  # fmt: skip
     assert code == 0
-    assert "completed" in out and "30" not in err.split("completed:")[0]
+    assert "completed" in out
     lines = err.splitlines()
     assert lines[0].startswith("started examples.batch run ")
     assert "  process: started" in lines and "  process#1: started" in lines
