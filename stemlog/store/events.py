@@ -15,14 +15,13 @@ told so.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast, final
 from uuid import UUID
 
 import anyio
-from anyio import CancelScope, CapacityLimiter
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, TrackingRecorder
+from anyio import CapacityLimiter
+from eventsourcing.persistence import ApplicationRecorder, TrackingRecorder
 
 from stemlog.clock import Clock, SystemClock, from_micros, to_micros
 from stemlog.errors import (
@@ -37,6 +36,7 @@ from stemlog.model.ids import parse_run_id
 from stemlog.model.run import Run
 from stemlog.model.state import RunState
 from stemlog.model.state_codec import state_from_json, state_to_json
+from stemlog.store.appender import Appender
 from stemlog.store.base import (
     Appended,
     AppendListener,
@@ -47,6 +47,7 @@ from stemlog.store.base import (
     UnreadableFact,
 )
 from stemlog.store.faults import Fault, StoreHealth, classify, describe
+from stemlog.store.group_commit import CONFLICT, GroupCommit, Submission, Write
 from stemlog.store.index import (
     AppendResult,
     ClaimMode,
@@ -60,37 +61,12 @@ from stemlog.store.transcoder import decode_notification, decode_page
 T = TypeVar("T")
 R = TypeVar("R", bound=TrackingRecorder)
 
-_CONFLICT = object()
-
 _BACKOFF = 0.05
 """The first wait before trying an unavailable store again (it doubles, up to 1.6 s)."""
-
-_QUIET_BEFORE_INLINE = 3
-"""Lone writes in a thread that nobody joined before a lone write may go on the event loop."""
-_PROBE_EVERY = 16
-"""While writing on the event loop, one lone write in this many still goes through a
-thread, so that other writers can show up and join it."""
-"""A submission's outcome when another writer appended to one of its runs first."""
 
 
 ClaimChoice = ClaimMode | Callable[[Run], ClaimMode]
 """What a commit does to the claims on its runs: one mode, or one per run."""
-
-
-@dataclass(slots=True)
-class _Submission:
-    runs: Sequence[Run]
-    events: list[Any]
-    modes: list[ClaimMode]
-    finished: bool = False
-    outcome: object = None
-    """``None`` (stored), ``_CONFLICT``, or the exception the write raised."""
-    positions: list[tuple[int, int]] | None = None
-    """``(partition, position)`` of each event, once stored."""
-    held: frozenset[str] = frozenset()
-    claimable: bool = False
-    wake: anyio.Event | None = None
-    entries: list[IndexEntry] = field(default_factory=list)
 
 
 @final
@@ -127,10 +103,9 @@ class RunStore:
         """Threads for reads and claims."""
         self.write_limiter = CapacityLimiter(1)
         """The thread for appends (one at a time: group commit), apart from the readers."""
-        self._queue: list[_Submission] = []
-        self._writing = False
-        self._quiet = 0
-        self._inline_writes = 0
+        self._appender = Appender(self)
+        self._group = GroupCommit(self._appender.write, self._write_in_thread, self._announce,
+                                  inline_ok=backend.commits_inline_when_alone)  # fmt: skip
         self._listeners: list[AppendListener] = []
         self._local: set[tuple[int, int]] | None = None
         """``(partition, position)`` of this process's commits, kept only while a tail
@@ -174,11 +149,11 @@ class RunStore:
         """The partition a run lives in: its id as an integer, modulo the partitions."""
         return uuid.int % self.partitions
 
-    def _log_of(self, uuid: UUID) -> RunLog:
+    def log_of(self, uuid: UUID) -> RunLog:
         return self.logs[uuid.int % self.partitions]
 
     def _snapshot_state(self, uuid: UUID) -> RunState | None:
-        snapshots = self._log_of(uuid).snapshots
+        snapshots = self.log_of(uuid).snapshots
         if snapshots is None:
             return None
         latest = list(snapshots.get(uuid, desc=True, limit=1))
@@ -187,7 +162,7 @@ class RunStore:
         return state_from_json(latest[0].state)
 
     def _read_facts(self, uuid: UUID, after: int | None) -> list[AnyFact]:
-        stored = self._log_of(uuid).recorder.select_events(uuid, gt=after)
+        stored = self.log_of(uuid).recorder.select_events(uuid, gt=after)
         return [decode_notification(event) for event in stored]
 
     async def fast_forward(self, run: Run) -> Run:
@@ -213,7 +188,7 @@ class RunStore:
 
     async def snapshot(self, run: Run) -> None:
         """Keep the run's state as a snapshot at its version (a later load starts there)."""
-        snapshots = self._log_of(run.id).snapshots
+        snapshots = self.log_of(run.id).snapshots
         if snapshots is None or run.pending_events:
             return
         make: Any = RunSnapshot  # an eventsourcing event: a frozen dataclass of these fields
@@ -229,7 +204,7 @@ class RunStore:
 
         def read() -> list[AnyFact]:
             try:
-                events = self._log_of(uuid).events.get(uuid)
+                events = self.log_of(uuid).events.get(uuid)
                 facts = [cast("AnyFact", fact) for fact in events]
                 for fact in facts:
                     check_fields(type(fact), fact.__dict__)
@@ -410,16 +385,9 @@ class RunStore:
 
     async def commit(self, *runs: Run, claim: ClaimChoice = ClaimMode.KEEP) -> bool:
         """Append the pending facts of ``runs`` atomically and durably, with their rows
-        of the run index (``claim`` says what happens to the claims on them).
-
-        Group commit without a committer task: the first submitter finding no
-        write under way becomes the leader; it lets the other ready tasks run
-        once (so their commits queue up), then writes everything queued in one
-        transaction. Submissions arriving meanwhile wait, and the next of them
-        leads the following write. A lone submission on a backend that allows
-        it is written on the event loop (a thread hop would cost more than it
-        saves). A started write is shielded from cancellation, so it always
-        finishes and is reported.
+        of the run index (``claim`` says what happens to the claims on them), in one
+        transaction with whatever other runs commit at the same moment
+        (:mod:`stemlog.store.group_commit`).
 
         Returns:
             ``False`` when another writer appended to one of the runs first;
@@ -431,73 +399,18 @@ class RunStore:
         if not events:
             return True
         modes = [claim if isinstance(claim, ClaimMode) else claim(run) for run in runs]
-        submission = _Submission(runs, events, modes)
-        self._queue.append(submission)
-        while not submission.finished:
-            if self._writing:
-                submission.wake = anyio.Event()
-                await submission.wake.wait()
-            else:
-                await self._lead()
-        if submission.outcome is _CONFLICT:
+        submission = Submission(runs, events, modes)
+        await self._group.submit(submission)
+        if submission.outcome is CONFLICT:
             return False
         if isinstance(submission.outcome, BaseException):
             raise submission.outcome
         return True
 
-    async def _lead(self) -> None:
-        self._writing = True
-        try:
-            with CancelScope(shield=True):
-                batch, self._queue = self._queue, []
-                await self._write_batch(batch)
-                for submission in batch:
-                    submission.finished = True
-                    if submission.wake is not None:
-                        submission.wake.set()
-                self._announce(batch)
-        finally:
-            self._writing = False
-            if self._queue and self._queue[0].wake is not None:
-                self._queue[0].wake.set()  # hand the lead to the next submitter
+    async def _write_in_thread(self, write: Write, batch: list[Submission]) -> None:
+        await self.blocking(write, batch, limiter=self.write_limiter)
 
-    async def _write_batch(self, batch: list[_Submission]) -> None:
-        """Write the batch, on the event loop or in a thread, retrying while the
-        store is away; a write that finally fails fails every submission."""
-        try:
-            if self._inline(batch):
-                try:
-                    self._write(batch)
-                    return
-                except Exception as error:
-                    if classify(error) is None:
-                        raise
-                    # The store is away or refusing: go the way that waits and retries.
-            await self.blocking(self._write, batch, limiter=self.write_limiter)
-            # Nobody joined or queued while this lone write was away: quiet.
-            alone = len(batch) == 1 and not self._queue
-            self._quiet = self._quiet + 1 if alone else 0
-        except Exception as error:
-            for submission in batch:
-                if submission.positions is None and submission.outcome is None:
-                    submission.outcome = error
-
-    def _inline(self, batch: list[_Submission]) -> bool:
-        """Whether to write this batch on the event loop: a lone submission while the
-        store has been quiet, except for a regular probe through a thread.
-
-        A thread hop costs about a third of a SQLite fsync; but a write on the
-        event loop blocks every other task, so nobody can join it: group commit
-        needs the thread as soon as there is company.
-        """
-        if len(batch) != 1 or not self.backend.commits_inline_when_alone:
-            return False
-        if self._quiet < _QUIET_BEFORE_INLINE:
-            return False
-        self._inline_writes += 1
-        return self._inline_writes % _PROBE_EVERY != 0
-
-    def _announce(self, batch: list[_Submission]) -> None:
+    def _announce(self, batch: list[Submission]) -> None:
         facts: list[LoggedFact] = []
         runs: dict[str, Run] = {}
         claims: dict[str, bool] = {}
@@ -522,81 +435,6 @@ class RunStore:
             appended = Appended(facts, runs, local=True, claims=claims, claimable=claimable)
             for listener in self._listeners:
                 listener(appended)
-
-    def _write(self, batch: list[_Submission]) -> None:
-        """Write the batch in one transaction; after a conflict, each submission on
-        its own. Store faults are raised (the caller retries the unwritten ones)."""
-        batch = [s for s in batch if s.positions is None and s.outcome is None]
-        if not batch:
-            return
-        now = self.clock.now()
-        for submission in batch:
-            submission.entries = [
-                IndexEntry.of(run, mode, now) for run, mode in zip(submission.runs,
-                                                                   submission.modes, strict=True)
-            ]  # fmt: skip
-        try:
-            positions, result = self._put(
-                [event for submission in batch for event in submission.events],
-                [entry for submission in batch for entry in submission.entries],
-            )
-        except IntegrityError:
-            for submission in batch:
-                self._write_alone(submission)
-            return
-        for submission in batch:
-            submission.positions, positions = (
-                positions[: len(submission.events)],
-                positions[len(submission.events) :],
-            )
-            submission.held = result.held
-            submission.claimable = result.claimable
-
-    def _put(
-        self, events: list[Any], entries: list[IndexEntry]
-    ) -> tuple[list[tuple[int, int]], AppendResult]:
-        """Insert the facts and settle their index rows in one transaction (one round
-        trip on PostgreSQL), across every partition the facts live in: what
-        ``Application.save`` would do, without its per-event runtime protocol
-        checks, plus the index. Returns each event's ``(partition, position)``."""
-        parts = [self.partition_of(event.originator_id) for event in events]
-        order = sorted(range(len(events)), key=parts.__getitem__)  # stable: a run's in order
-        stored = [self.logs[parts[i]].mapper.to_stored_event(events[i]) for i in order]
-        now = self.clock.now()
-        result = self.index.append(
-            stored, [parts[i] for i in order], entries, self.owner,
-            to_micros(now + self.lease), to_micros(now),
-        )  # fmt: skip
-        placed: list[tuple[int, int]] = [(0, 0)] * len(events)
-        for index, position in zip(order, result.positions, strict=True):
-            placed[index] = (parts[index], position)
-        return placed, result
-
-    def _write_alone(self, submission: _Submission) -> None:
-        try:
-            positions, result = self._put(submission.events, submission.entries)
-        except IntegrityError:
-            if self._already_stored(submission.events):
-                submission.positions = []  # stored by an earlier try whose reply was lost
-            else:
-                submission.outcome = _CONFLICT
-            return
-        submission.positions = positions
-        submission.held = result.held
-        submission.claimable = result.claimable
-
-    def _already_stored(self, events: list[Any]) -> bool:
-        # A commit whose reply was lost (PostgreSQL retries on a dropped
-        # connection) comes back as IntegrityError: check whether it was ours.
-        for event in events:
-            log = self._log_of(event.originator_id)
-            mapper, recorder = log.mapper, log.recorder
-            version = event.originator_version
-            stored = recorder.select_events(event.originator_id, gt=version - 1, lte=version)
-            mine = mapper.to_stored_event(event)
-            if not stored or stored[0].state != mine.state or stored[0].topic != mine.topic:
-                return False
-        return True
 
     def close(self) -> None:
         """Close the database connections."""
