@@ -23,6 +23,7 @@ from stemlog.store.events import RunStore
 logger = logging.getLogger("stemlog.runtime")
 
 _RETRY_SECONDS = 1.0
+_MAX_RETRY_SECONDS = 60.0
 
 
 def catalog_entry(definition: WorkflowDefinition) -> CatalogEntry:
@@ -61,14 +62,20 @@ class CatalogWriter:
             self._recorded.update(fresh)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Until cancelled: record definitions as they are registered."""
+        """Until cancelled: record definitions as they are registered. A store that does
+        not take the write (away, read-only) is tried again with backoff, logged once."""
         task_status.started()
+        delay = _RETRY_SECONDS
         while True:
             await self._changed.wait()
             self._changed = anyio.Event()
             try:
                 await self.flush()
             except (StoreUnavailableError, StoreWriteError) as error:
-                logger.warning("could not record the registered workflows: %s", error)
+                if delay == _RETRY_SECONDS:
+                    logger.warning("could not record the registered workflows: %s", error)
                 self._changed.set()
-                await anyio.sleep(_RETRY_SECONDS)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_SECONDS)
+            else:
+                delay = _RETRY_SECONDS
