@@ -41,7 +41,7 @@ async def test_every_version_registered_anywhere_is_listed_and_the_newest_starts
 async def test_a_client_without_the_code_knows_nothing_else(store_url: str) -> None:
     async with WorkflowApp.open(store_url, worker=False) as client:
         assert await client.workflows() == []
-        with pytest.raises(UnknownWorkflowError, match="'catalog.flow'"):
+        with pytest.raises(UnknownWorkflowError, match=r"'catalog\.flow'"):
             await client.start("catalog.flow")
         registered: list[Any] = client.manifest()
     assert registered == []
