@@ -33,6 +33,7 @@ from stemlog.store.index import served_key
 from stemlog.store.tail import PollingTail
 
 _BACKFILL_LIMIT = 10_000_000
+_CATALOG_ON_CLOSE_SECONDS = 2.0
 
 logger = logging.getLogger("stemlog.runtime")
 
@@ -156,6 +157,16 @@ async def _open_when_reachable(
             delay = min(delay * 2, 2.0)
 
 
+async def _record_catalog(runtime: Runtime) -> None:
+    """Record what was registered before the app closes (a short-lived process may
+    register and leave before the background writer ran); best effort, briefly."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CATALOG_ON_CLOSE_SECONDS):
+        try:
+            await runtime.catalog.flush()
+        except (StoreUnavailableError, StoreWriteError) as error:
+            logger.warning("could not record the registered workflows: %s", error)
+
+
 def _served(registry: Registry) -> list[str]:
     return [served_key(d.name, d.version) for d in registry.all()]
 
@@ -213,6 +224,7 @@ async def open_runtime(
                 # (a task group would wrap it in an exception group).
                 raised = error
             finally:
+                await _record_catalog(runtime)
                 group.cancel_scope.cancel()
         if raised is not None:
             raise raised

@@ -29,6 +29,7 @@ async def test_every_version_registered_anywhere_is_listed_and_the_newest_starts
         ]
     async with WorkflowApp.open(durable_url) as new:
         new.register_flows([versioned(2)])
+        await new.workflows()  # registration is recorded in the background: wait for it
         async with WorkflowApp.open(durable_url, worker=False) as client:
             listed = await client.workflows()
             run_id = await client.start("catalog.flow")
@@ -45,3 +46,12 @@ async def test_a_client_without_the_code_knows_nothing_else(store_url: str) -> N
             await client.start("catalog.flow")
         registered: list[Any] = client.manifest()
     assert registered == []
+
+
+async def test_an_app_that_registers_and_closes_at_once_leaves_its_workflows(
+    durable_url: str,
+) -> None:
+    async with WorkflowApp.open(durable_url, worker=False) as brief:
+        brief.register_flows([versioned(1)])
+    async with WorkflowApp.open(durable_url, worker=False) as other:
+        assert [w["name"] for w in await other.workflows()] == ["catalog.flow"]
