@@ -79,4 +79,4 @@ def _no_fallback_claims(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers in tests never claim on the fallback interval: every claim must come
     from a commit, a hint or a known due time, so a missing hint fails a test
     (by its timeout) instead of passing a couple of seconds late."""
-    monkeypatch.setattr("stemlog.runtime.worker.FALLBACK_CLAIM_SECONDS", 3600.0)
+    monkeypatch.setattr("stemlog.runtime.claimer.FALLBACK_CLAIM_SECONDS", 3600.0)

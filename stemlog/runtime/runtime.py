@@ -21,11 +21,12 @@ from stemlog.authoring.registry import Registry
 from stemlog.clock import Clock
 from stemlog.errors import InvalidStoreURLError, StoreUnavailableError, StoreWriteError
 from stemlog.runtime.catalog import CatalogWriter
+from stemlog.runtime.claimer import worker_owner
 from stemlog.runtime.commands import Commands
 from stemlog.runtime.dispatch import Dispatcher
 from stemlog.runtime.read_side import ReadSide
 from stemlog.runtime.signals import RunSignals
-from stemlog.runtime.worker import Worker, worker_owner
+from stemlog.runtime.worker import Worker
 from stemlog.store.base import Backend
 from stemlog.store.events import RunStore
 from stemlog.store.faults import Fault, classify, describe, unreachable_at_open

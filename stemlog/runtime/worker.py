@@ -8,11 +8,10 @@ claims two ways —
 * in the append itself: a drive's commits keep the claim while the run can
   move and give it up when it suspends or ends, and a command of this app
   (a start, an emit) takes the claim for this worker when it has room;
-* by a claim round: one statement claims a batch of due runs (a sleep ended,
-  a retry came, a run started elsewhere, a claim of a dead worker ran out).
-  Rounds run when a hint says there may be work (a commit here left a
-  claimable run, another process notified), when the next known due time
-  comes, and every ``FALLBACK_CLAIM_SECONDS`` otherwise.
+* by a claim round (:mod:`stemlog.runtime.claimer`): one statement claims a
+  batch of due runs (a sleep ended, a retry came, a run started elsewhere, a
+  claim of a dead worker ran out), when a hint says there may be work, when
+  the next known due time comes, and every few seconds otherwise.
 
 All claims are renewed by one statement every third of the lease, and given
 up when the worker closes. A run is driven by at most one task at a time
@@ -27,9 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import random
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import final
@@ -58,11 +54,12 @@ from stemlog.model.children import CHILD_TOPIC_PREFIX
 from stemlog.model.run import Run, StaleDecisionError
 from stemlog.model.schedule import cancel_due, ready_at, runnable, waiting_topic
 from stemlog.model.state import RunState, StepKey, step_label
+from stemlog.runtime.claimer import STORE_RETRY, Claimer, sleep_then_cancel
 from stemlog.runtime.held import HeldClaims
 from stemlog.runtime.run_cache import RunCache
 from stemlog.runtime.timers import Timers
 from stemlog.store.events import RunStore
-from stemlog.store.index import ClaimMode
+from stemlog.store.index import Claimed, ClaimMode
 
 Resolver = Callable[[str, int], WorkflowDefinition | None]
 Canceller = Callable[[str, str], Awaitable[None]]
@@ -70,9 +67,6 @@ Deliverer = Callable[[str], Awaitable[None]]
 Served = Callable[[], Sequence[str]]
 
 logger = logging.getLogger("stemlog.worker")
-
-_STORE_RETRY = timedelta(seconds=2)
-"""How soon a drive that met an unavailable store is tried again."""
 
 CACHED_RUNS = 1024
 """How many driven runs a worker keeps in memory (at least four per drive it runs at once)."""
@@ -83,37 +77,6 @@ from its top on every resume, as a fresh worker does)."""
 SNAPSHOT_EVERY = 1000
 """A run is snapshotted each time its history passes a multiple of this many facts,
 so loading it from the store reads at most that many facts after its snapshot."""
-
-HERD_WINDOW_SECONDS = 0.01
-"""How long a worker that lost the last race for hinted runs waits before answering the
-next hint of another process (jittered, doubling with each loss up to four times):
-every idle worker of every process hears each hint, and the hints that come within
-the window make one claim round."""
-
-FALLBACK_CLAIM_SECONDS = 2.0
-"""How long an idle worker waits for a hint before it runs a claim round anyway
-(a hint lost while the database was away, a clock that jumped)."""
-
-
-def worker_owner() -> str:
-    """A new worker's name in claims: ``host:pid:random``, unique per app."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-
-
-def _dead_here(owner: str) -> bool:
-    """Whether ``owner`` names a worker process of this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
 
 @final
 class Worker:
@@ -161,14 +124,9 @@ class Worker:
         self.timers = Timers()
         """Moments to look at runs this worker holds: a policy limit during a step,
         a drive to try again once the store is back."""
-        self._hint = anyio.Event()
-        self._claim_at: datetime | None = None
-        self._more = False
-        """A claim round may find more than it had room for."""
-        self._remote_only = False
-        """The claim loop was woken by other processes' hints alone (so far)."""
-        self._lost = 0
-        """Claim rounds in a row, answering other processes' hints, that found nothing."""
+        self._claims = Claimer(store, clock, served, self._held,
+                               room=lambda: self._concurrency - len(self._active),
+                               claimed=self._claimed)  # fmt: skip
         store.serve_claims(owner, lease)
 
     # -- what the dispatcher tells the worker ----------------------------------
@@ -224,22 +182,21 @@ class Worker:
 
     def hint(self) -> None:
         """There may be runs to claim now."""
-        self._remote_only = False
-        self._hint.set()
+        self._claims.hint()
 
     def remote_hint(self) -> None:
-        """Another process left a run to claim (as every idle worker hears)."""
-        if not self._hint.is_set():
-            self._remote_only = True
-        self._hint.set()
+        """Another process left a run to claim."""
+        self._claims.remote_hint()
 
     def hint_at(self, moment: datetime) -> None:
         """There may be runs to claim at ``moment``."""
-        if moment <= self._clock.now():
-            self.hint()
-        elif self._claim_at is None or moment < self._claim_at:
-            self._claim_at = moment
-            self._hint.set()  # the claim loop sleeps until the earlier moment instead
+        self._claims.hint_at(moment)
+
+    def _claimed(self, item: Claimed) -> None:
+        """A claim round took ``item``: drive it (note whose claim had run out)."""
+        if item.previous is not None:
+            self._taken_over[item.run_id] = (item.previous[0], from_micros(item.previous[1]))
+        self.schedule(item.run_id)
 
     def holds(self, run_id: str) -> bool:
         """Whether this worker holds the run's claim (so it drives it, and hears of its
@@ -260,14 +217,14 @@ class Worker:
         every claim up on the way out."""
         with self._send, self._receive:
             try:
-                await self._release_dead_workers()
+                await self._claims.release_dead_workers()
                 async with anyio.create_task_group() as group:
                     await group.start(self._scripts.serve)
                     for _ in range(self._concurrency):
                         group.start_soon(self._drive_loop)
                     group.start_soon(self._timer_loop, group)
-                    group.start_soon(self._claim_loop)
-                    group.start_soon(self._renew_loop)
+                    group.start_soon(self._claims.run)
+                    group.start_soon(self._claims.renew, self.lease)
                     task_status.started()
             finally:
                 with (
@@ -276,72 +233,6 @@ class Worker:
                     contextlib.suppress(StoreUnavailableError, StoreWriteError),
                 ):
                     await self._store.release_owners([self.owner])  # else they run out
-
-    async def _release_dead_workers(self) -> None:
-        """Give up the claims of this host's worker processes that are gone (killed),
-        so their runs resume now rather than when the claims run out."""
-        with contextlib.suppress(StoreUnavailableError, StoreWriteError):
-            dead = [owner for owner in await self._store.claimers() if _dead_here(owner)]
-            if dead:
-                logger.warning("claims of stopped workers %s released", ", ".join(dead))
-                await self._store.release_owners(dead)
-
-    async def _claim_loop(self) -> None:
-        while True:
-            self._hint = anyio.Event()
-            answering, self._remote_only = self._remote_only, False
-            room = self._concurrency - len(self._active)
-            if room <= 0:
-                self._more = True  # the next drive to end asks again
-            else:
-                found = await self._claim_round(room)
-                self._lost = 0 if found or not answering else self._lost + 1
-            await self._wait_for_hint()
-            if self._remote_only and self._lost:
-                await self._herd_pause()
-
-    async def _herd_pause(self) -> None:
-        """Answer other processes' hints a little later after losing races for them:
-        the hints of the pause make one round (the winners answer at once)."""
-        factor = min(2 ** (self._lost - 1), 4) * random.uniform(0.5, 1.0)
-        await anyio.sleep(HERD_WINDOW_SECONDS * factor)
-
-    async def _claim_round(self, room: int) -> bool:
-        """Claim due runs up to ``room``; whether it found any."""
-        served = self._served()
-        if not served:
-            return False
-        try:
-            claimed = await self._store.claim(room, served)
-        except (StoreUnavailableError, StoreWriteError):
-            self.hint_at(self._clock.now() + _STORE_RETRY)
-            return False
-        self._more = len(claimed.claimed) >= room
-        now = self._clock.now()
-        for item in claimed.claimed:
-            self._held.claimed(item.run_id, item.version)
-            if item.previous is not None:
-                self._taken_over[item.run_id] = (item.previous[0], from_micros(item.previous[1]))
-            self.schedule(item.run_id)
-        if claimed.next_due is not None:
-            due = from_micros(claimed.next_due)
-            if self._claim_at is None or due < self._claim_at or self._claim_at <= now:
-                self._claim_at = due
-        return bool(claimed.claimed)
-
-    async def _wait_for_hint(self) -> None:
-        """Until a hint, the next known due moment, or the fallback interval."""
-        moment = self._claim_at
-        with anyio.move_on_after(FALLBACK_CLAIM_SECONDS):
-            if moment is None:
-                await self._hint.wait()
-                return
-            async with anyio.create_task_group() as sleeper:
-                sleeper.start_soon(self._sleep_then_cancel, moment, sleeper.cancel_scope)
-                await self._hint.wait()
-                sleeper.cancel_scope.cancel()
-        if self._claim_at is not None and self._claim_at <= self._clock.now():
-            self._claim_at = None
 
     async def _drive_loop(self) -> None:
         async for run_id in self._receive:
@@ -352,7 +243,7 @@ class Worker:
                 if run_id in self._again:
                     self._again.discard(run_id)
                     self.schedule(run_id)
-                elif self._more and self._concurrency - len(self._active) >= self._batch():
+                elif self._claims.more and self._concurrency - len(self._active) >= self._batch():
                     self.hint()
 
     def _batch(self) -> int:
@@ -371,7 +262,7 @@ class Worker:
                 run = await self._drive_claimed(run)
         except (StoreUnavailableError, StoreWriteError):
             # Not the run's fault: drive it again once the store may be back.
-            self.timers.set_earlier(run_id, self._clock.now() + _STORE_RETRY)
+            self.timers.set_earlier(run_id, self._clock.now() + STORE_RETRY)
             return
         except BaseException as error:
             if is_cancellation(error) or isinstance(error, KeyboardInterrupt | SystemExit):
@@ -523,21 +414,9 @@ class Worker:
                 await changed.wait()
                 continue
             async with anyio.create_task_group() as sleeper:
-                sleeper.start_soon(self._sleep_then_cancel, earliest, sleeper.cancel_scope)
+                sleeper.start_soon(sleep_then_cancel, self._clock, earliest, sleeper.cancel_scope)
                 await changed.wait()
                 sleeper.cancel_scope.cancel()
-
-    async def _sleep_then_cancel(self, moment: datetime, scope: anyio.CancelScope) -> None:
-        await self._clock.sleep_until(moment)
-        scope.cancel()
-
-    async def _renew_loop(self) -> None:
-        while True:
-            await anyio.sleep(max(self.lease.total_seconds() / 3, 0.05))
-            if self._held:
-                with contextlib.suppress(StoreUnavailableError, StoreWriteError):
-                    await self._store.renew()  # a missed heartbeat: the next one may land
-
 
 @final
 class _ClaimingWriter:
