@@ -164,3 +164,17 @@ def drop_database(admin_url: str, name: str) -> None:
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)] if ordered else 0.0
+
+
+def dbos_available(wanted: bool) -> bool:
+    """Whether to run the DBOS rows: wanted, and DBOS installed (else say so)."""
+    if not wanted:
+        return False
+    try:
+        import dbos  # noqa: F401
+    except ImportError:
+        import sys
+
+        print("DBOS is not installed (pip install -e '.[bench]'): no DBOS rows", file=sys.stderr)
+        return False
+    return True

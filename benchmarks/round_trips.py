@@ -63,7 +63,14 @@ from typing import Any
 import _sqlcount
 import anyio
 import orjson
-from _measure import Monitor, PostgresCpu, drop_database, fresh_database, self_cpu
+from _measure import (
+    Monitor,
+    PostgresCpu,
+    dbos_available,
+    drop_database,
+    fresh_database,
+    self_cpu,
+)
 
 from stemlog import RunStatus, WorkflowApp, WorkflowScript
 
@@ -288,13 +295,7 @@ def main() -> None:
     options = parser.parse_args()
     if options.quick:
         options.runs, options.warmup, options.repeat = 50, 10, 1
-    if not options.no_dbos:
-        try:
-            import dbos  # noqa: F401
-        except ImportError:
-            print("DBOS is not installed (pip install -e '.[bench]'): no DBOS rows",
-                  file=sys.stderr)  # fmt: skip
-            options.no_dbos = True
+    options.no_dbos = not dbos_available(not options.no_dbos)
     if options.explain:
         COUNTS.texts = Counter()
     with tempfile.TemporaryDirectory(prefix="stemlog-rt-") as folder:

@@ -97,6 +97,7 @@ import orjson
 from _measure import (
     Monitor,
     PostgresCpu,
+    dbos_available,
     drop_database,
     fresh_database,
     percentile,
@@ -605,13 +606,7 @@ def main() -> None:
     if options.quick:
         options.runs, options.warmup, options.latency = 100, 20, 20
         options.workers, options.partitions, options.workloads = "1,2", "1", "seed"
-    if not options.no_dbos:
-        try:
-            import dbos  # noqa: F401
-        except ImportError:
-            print("DBOS is not installed (pip install -e '.[bench]'): no DBOS rows",
-                  file=sys.stderr)  # fmt: skip
-            options.no_dbos = True
+    options.no_dbos = not dbos_available(not options.no_dbos)
     if options.explain:
         COUNTS.texts = Counter()
     if options.profile:

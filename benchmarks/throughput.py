@@ -63,6 +63,7 @@ from typing import Any
 import anyio
 import orjson
 import psycopg
+from _measure import dbos_available
 
 from stemlog import Flow, RunStatus, WorkflowApp, WorkflowScript
 from stemlog.model.run import Run
@@ -376,13 +377,7 @@ def main() -> None:
     stores_asked = options.stores.split(",")
     if "postgres" in stores_asked and not reachable(options.postgres):
         options.stores = ",".join(s for s in stores_asked if s != "postgres")
-    if not options.no_dbos:
-        try:
-            import dbos
-        except ImportError:
-            print("DBOS is not installed (pip install -e '.[bench]'): no DBOS rows",
-                  file=sys.stderr)  # fmt: skip
-            options.no_dbos = True
+    options.no_dbos = not dbos_available(not options.no_dbos)
     with tempfile.TemporaryDirectory(prefix="stemlog-bench-") as folder:
         stores = Stores(Path(folder), options.postgres)
         rows = stemlog_rows(options, stores)
