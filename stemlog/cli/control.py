@@ -8,6 +8,7 @@ a script checks next), the runs reached for ``emit``, the new id for ``fork``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import typer
@@ -29,6 +30,21 @@ from stemlog.cli.output import console, note, print_json, say
 async def _view_json(app: WorkflowApp, run_id: str) -> dict[str, Any] | None:
     view = await app.get_run(run_id, consistent=True)
     return None if view is None else run_json(view)
+
+
+def _act_on(
+    run_id: str, act: Callable[[WorkflowApp, str], Awaitable[None]]
+) -> tuple[str, dict[str, Any] | None]:
+    """Do ``act`` to the run that RUN names (id, key or prefix); its full id and its
+    view afterwards (as the ``--json`` output shows it)."""
+
+    async def main() -> tuple[str, dict[str, Any] | None]:
+        async with open_app() as app:
+            full_id = await resolve_run(app, run_id)
+            await act(app, full_id)
+            return full_id, await _view_json(app, full_id)
+
+    return run(main)
 
 
 def emit(topic: str, payload: str, as_json: bool = JsonOption) -> None:
@@ -62,13 +78,7 @@ def send(run_id: str, topic: str, payload: str, as_json: bool = JsonOption) -> N
     """
     value = parse_json(payload, "the payload")
 
-    async def main() -> tuple[str, dict[str, Any] | None]:
-        async with open_app() as app:
-            run_id_ = await resolve_run(app, run_id)
-            await app.send(run_id_, topic, value)
-            return run_id_, await _view_json(app, run_id_)
-
-    full_id, view = run(main)
+    full_id, view = _act_on(run_id, lambda app, rid: app.send(rid, topic, value))
     if as_json:
         print_json({"run_id": full_id, "topic": topic, "ok": True, "run": view})
     else:
@@ -83,13 +93,7 @@ def cancel(
     --json: {"run_id", "ok": true, "run": the run's view after}.
     """
 
-    async def main() -> tuple[str, dict[str, Any] | None]:
-        async with open_app() as app:
-            run_id_ = await resolve_run(app, run_id)
-            await app.cancel(run_id_, reason)
-            return run_id_, await _view_json(app, run_id_)
-
-    full_id, view = run(main)
+    full_id, view = _act_on(run_id, lambda app, rid: app.cancel(rid, reason))
     if as_json:
         print_json({"run_id": full_id, "ok": True, "run": view})
     else:
@@ -102,13 +106,7 @@ def rewind(run_id: str, step: str, as_json: bool = JsonOption) -> None:
     --json: {"run_id", "step", "ok": true, "run": the run's view after}.
     """
 
-    async def main() -> tuple[str, dict[str, Any] | None]:
-        async with open_app() as app:
-            run_id_ = await resolve_run(app, run_id)
-            await app.rewind(run_id_, step)
-            return run_id_, await _view_json(app, run_id_)
-
-    full_id, view = run(main)
+    full_id, view = _act_on(run_id, lambda app, rid: app.rewind(rid, step))
     if as_json:
         print_json({"run_id": full_id, "step": step, "ok": True, "run": view})
     else:

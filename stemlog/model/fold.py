@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import assert_never
+from typing import assert_never, cast
 
 from stemlog.codec import JSONValue
 from stemlog.errors import InvalidPayloadError
@@ -67,7 +67,10 @@ def fold(facts: Iterable[AnyFact | Fact]) -> RunState:
         InvalidPayloadError: the history is empty, does not start with
             ``RunStarted``, holds an unknown or malformed record, or mixes runs.
     """
-    iterator = iter(as_facts(facts))
+    history = list(facts)
+    if history and isinstance(history[0], Fact):  # records: checked, made facts again
+        history = list(as_facts(history))
+    iterator = iter(cast(list[AnyFact], history))  # stored facts, as the store reads them
     first = next(iterator, None)
     if not isinstance(first, RunStarted):
         raise InvalidPayloadError("history", "a run's history starts with RunStarted")

@@ -37,7 +37,7 @@ from stemlog.store.base import (
 )
 from stemlog.store.catalog import CATALOG_TABLE, Catalog, SQLCatalog
 from stemlog.store.postgres_hints import AdvisoryLeadership, ListenHints
-from stemlog.store.postgres_recorder import OnceRecorder, StemlogPostgresRecorder
+from stemlog.store.postgres_recorder import OnceRecorder, StemlogPostgresRecorder, datastore_of
 
 logger = logging.getLogger("stemlog.store")
 
@@ -92,12 +92,6 @@ class PartitionFactory(PostgresFactory):
 
     def close(self) -> None:
         """Partition 0's factory closes the shared datastore."""
-
-
-def _datastore(log: Application[UUID]) -> PostgresDatastore:
-    recorder = log.recorder
-    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
-    return recorder.datastore
 
 
 @final
@@ -193,7 +187,7 @@ class PostgresBackend:
     def partition_count(self, log: Application[UUID]) -> int:
         """The store's partitions, from ``stemlog_partitions`` (written when the store is
         created: the URL's count, or one)."""
-        datastore = _datastore(log)
+        datastore = datastore_of(log)
         table = SQL("{0}.{1}").format(
             Identifier(datastore.schema), Identifier("stemlog_partitions")
         )
@@ -215,7 +209,7 @@ class PostgresBackend:
 
     def partition_env(self, number: int, log: Application[UUID]) -> dict[str, str]:
         key = f"{id(log)}:{number}"
-        _SHARED_DATASTORES[key] = _datastore(log)
+        _SHARED_DATASTORES[key] = datastore_of(log)
         env = dict(self.env)
         env["PERSISTENCE_MODULE"] = f"{__name__}:PartitionFactory"
         env[_SHARED_KEY] = key
@@ -244,7 +238,7 @@ class PostgresBackend:
             recorder.datastore.pool.check()
 
     def catalog(self, store: StoreCore) -> Catalog:
-        datastore = _datastore(store.log)
+        datastore = datastore_of(store.log)
         schema = datastore.schema.replace('"', '""')
         return SQLCatalog(datastore, f'"{schema}"."{CATALOG_TABLE}"', "%s")
 

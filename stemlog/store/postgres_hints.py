@@ -18,11 +18,16 @@ from uuid import UUID
 import anyio
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
 from stemlog.store.base import StoreCore
-from stemlog.store.postgres_recorder import READY_CHANNEL, StemlogPostgresRecorder
+from stemlog.store.postgres_recorder import (
+    READY_CHANNEL,
+    StemlogPostgresRecorder,
+    datastore_of,
+    own_connection_settings,
+)
 
 logger = logging.getLogger("stemlog.store")
 
@@ -34,19 +39,6 @@ _FOLLOW_RENEW_SECONDS = 10.0
 _LISTEN_TICK = 0.05
 """Seconds between looks at which channels are wanted (no round trip: a wait on the
 connection's socket)."""
-
-
-def _settings(datastore: PostgresDatastore) -> dict[str, Any]:
-    """The connection settings of the store's pool, for a connection of one's own."""
-    kwargs = datastore.pool.kwargs
-    assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
-    return {key: value for key, value in kwargs.items() if key != "row_factory"}
-
-
-def _datastore(log: Application[UUID]) -> PostgresDatastore:
-    recorder = log.recorder
-    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
-    return recorder.datastore
 
 
 @final
@@ -164,7 +156,7 @@ class ListenHints:
     def __init__(self, store: StoreCore) -> None:
         recorder = store.log.recorder
         assert isinstance(recorder, StemlogPostgresRecorder), "a PostgreSQL store's recorder"
-        self._settings = _settings(recorder.datastore)
+        self._settings = own_connection_settings(recorder.datastore)
         channels = []
         for number in range(store.partitions):
             partition = store.partition_recorder(number)
@@ -209,8 +201,8 @@ class AdvisoryLeadership:
     """
 
     def __init__(self, log: Application[UUID], partitions: int) -> None:
-        datastore = _datastore(log)
-        self._settings = _settings(datastore)
+        datastore = datastore_of(log)
+        self._settings = own_connection_settings(datastore)
         self._name = f"stemlog-projector:{datastore.schema}"
         self._keys = [f"{datastore.schema}.stemlog_projector.{p}" for p in range(partitions)]
         self._offset = int.from_bytes(os.urandom(2), "big") % partitions

@@ -22,8 +22,10 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 import psycopg
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
@@ -462,3 +464,18 @@ class StemlogPostgresRecorder(OnceRecorder):
 
 def _qualified(datastore: PostgresDatastore, name: str) -> Composed:
     return SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(name))
+
+
+def datastore_of(log: Application[UUID]) -> PostgresDatastore:
+    """The PostgreSQL datastore of a partition's application."""
+    recorder = log.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder), "a PostgreSQL store's recorder"
+    return recorder.datastore
+
+
+def own_connection_settings(datastore: PostgresDatastore) -> dict[str, Any]:
+    """The connection settings of the store's pool, for a connection of one's own
+    (plain tuple rows)."""
+    kwargs = datastore.pool.kwargs
+    assert isinstance(kwargs, dict), "eventsourcing passes the pool its settings as a dict"
+    return {key: value for key, value in kwargs.items() if key != "row_factory"}
