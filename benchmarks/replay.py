@@ -171,8 +171,11 @@ def print_resumes(rows: list[dict[str, Any]]) -> None:
         by_size.setdefault(row["sleeps"], {})[row["parked"]] = row
     for size, pair in by_size.items():
         live, again = pair[True], pair.get(False)
-        tail = "" if again is None else (
-            f"{again['first_ms']:>18.3f} {again['last_ms']:>8.3f} {again['ratio']:>7.2f}")
+        tail = (
+            ""
+            if again is None
+            else (f"{again['first_ms']:>18.3f} {again['last_ms']:>8.3f} {again['ratio']:>7.2f}")
+        )
         print(f"{size:>7} {live['first_ms']:>10.3f} {live['last_ms']:>10.3f} "
               f"{live['ratio']:>6.2f} {tail}")  # fmt: skip
 

@@ -12,11 +12,9 @@ All three are blocking; the CLI runs them with a progress bar.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +22,9 @@ from typing import Any, cast, final
 
 from eventsourcing.sqlite import SQLiteDatastore
 
+from projections import parallel
+from projections.page import cycle_collection_paused
+from projections.parallel import ModelsOpener
 from projections.projector import Projector
 from projections.view import RunsView
 from projections.views.memory import POPORunsView
@@ -71,31 +72,15 @@ def _projectors(log: PartitionedLog, view: RunsView) -> list[Projector]:
     return [Projector(log.partition(p), view, REBUILD_PAGE, p) for p in range(log.partitions)]
 
 
-@contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a page is applied, back on after
-    (if it was on).
-
-    A page holds thousands of facts, states and rows at once; as they outlive the
-    collector's young generations, every page or two it would walk every object of
-    the process: a quarter of a rebuild's time. Nothing a page allocates forms a
-    cycle (its facts, states, rows and stats are freed by reference counting when
-    it ends), and the collector runs again between pages for what other threads
-    leave.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _replay(
-    projectors: list[Projector], stops: list[int], progress: Progress | None
+    projectors: list[Projector],
+    stops: list[int],
+    progress: Progress | None,
+    helper: ModelsOpener | None = None,
 ) -> RebuildResult:
-    """Apply each partition's pages up to its stop (progress over all of them).
+    """Apply each partition's pages up to its stop (progress over all of them), with a
+    helper process for a partition of :data:`~projections.parallel.HELPER_FROM` facts
+    or more to replay if ``helper`` can open the store again.
 
     The time counted is all of it, the indexes dropped and made again included.
     """
@@ -105,12 +90,19 @@ def _replay(
     total, done = sum(stops) - sum(firsts), 0
     with view.deferred_indexes():
         for projector, first in zip(projectors, firsts, strict=True):
-            reached = first
-            while (position := _apply_page(projector, stops[projector.partition])) is not None:
+            reached, stop = first, stops[projector.partition]
+
+            def on_page(position: int) -> None:
+                nonlocal done, reached
                 done += position - reached
                 reached = position
                 if progress is not None:
                     progress(sum(firsts) + done, sum(firsts) + total)
+
+            if helper is not None and stop - first >= parallel.HELPER_FROM:
+                parallel.replay_with_helper(projector, stop, helper, on_page)
+            while (position := _apply_page(projector, stop)) is not None:
+                on_page(position)
     positions = [view.position(p.partition) for p in projectors]
     return RebuildResult(sum(positions), sum(positions) - sum(firsts),
                          time.perf_counter() - started)  # fmt: skip
@@ -119,7 +111,7 @@ def _replay(
 def _apply_page(projector: Projector, stop: int) -> int | None:
     """Apply the next page, the collector off; the position reached (``None``: done).
     Only the position leaves: the page is freed before the collector is back."""
-    with _without_cycle_collection():
+    with cycle_collection_paused():
         page = projector.apply_page(stop)
         position = None if page is None else page.position
         del page
@@ -127,12 +119,22 @@ def _apply_page(projector: Projector, stop: int) -> int | None:
 
 
 def rebuild(
-    log: PartitionedLog, view: RunsView, progress: Progress | None = None
+    log: PartitionedLog,
+    view: RunsView,
+    progress: Progress | None = None,
+    *,
+    helper: ModelsOpener | None = None,
 ) -> RebuildResult:
-    """Drop the models and replay the log from position 0 up to its head now."""
+    """Drop the models and replay the log from position 0 up to its head now.
+
+    Args:
+        helper: opens this log and these models again, in a helper process that
+            folds part of the runs of a long log (see :mod:`projections.parallel`);
+            without it, the rebuild runs in this process alone.
+    """
     view.clear()
     projectors = _projectors(log, view)
-    return _replay(projectors, [p.head() for p in projectors], progress)
+    return _replay(projectors, [p.head() for p in projectors], progress, helper)
 
 
 def position_at(log: LogReader, moment: datetime) -> int:

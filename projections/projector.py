@@ -10,7 +10,7 @@ log's head.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import final
 
@@ -88,23 +88,8 @@ class Projector:
     def _previous(self, page: Sequence[LoggedFact], expected: int) -> dict[str, RunRow]:
         """The rows of the runs the page continues: those the page before left, carried
         if it ended at ``expected``, the others read."""
-        # One pass over the page (its facts are no longer in the processor's caches),
-        # by the class itself (it has no subclasses: isinstance would go through the
-        # facts' metaclass, several times slower on the nine facts in ten that are not it).
-        started: dict[object, bool] = {}
-        for item in page:
-            fact = item.fact
-            run_id = fact.originator_id
-            started[run_id] = started.get(run_id, False) or type(fact) is RunStarted
-        continued = sorted(str(run_id) for run_id, yes in started.items() if not yes)
         at, carried = self._carried
-        if at != expected:
-            carried = {}
-        previous = {run_id: carried[run_id] for run_id in continued if run_id in carried}
-        missing = [run_id for run_id in continued if run_id not in carried]
-        if missing:
-            previous.update(self.view.load_rows(missing))
-        return previous
+        return previous_rows(page, carried if at == expected else {}, self.view.load_rows)
 
     def catch_up(self, stop: int | None = None) -> list[PageResult]:
         """Apply pages until the view reaches ``stop`` (default: the head when called).
@@ -122,3 +107,26 @@ class Projector:
             if page is None:
                 return pages
             pages.append(page)
+
+
+def previous_rows(
+    page: Sequence[LoggedFact],
+    carried: Mapping[str, RunRow],
+    load: Callable[[Sequence[str]], Mapping[str, RunRow]],
+) -> dict[str, RunRow]:
+    """The rows of the runs ``page`` continues (runs whose ``RunStarted`` is not in it):
+    from ``carried`` (the rows the page before left) where there, the others ``load``ed."""
+    # One pass over the page (its facts are no longer in the processor's caches),
+    # by the class itself (it has no subclasses: isinstance would go through the
+    # facts' metaclass, several times slower on the nine facts in ten that are not it).
+    started: dict[object, bool] = {}
+    for item in page:
+        fact = item.fact
+        run_id = fact.originator_id
+        started[run_id] = started.get(run_id, False) or type(fact) is RunStarted
+    continued = sorted(str(run_id) for run_id, yes in started.items() if not yes)
+    previous = {run_id: carried[run_id] for run_id in continued if run_id in carried}
+    missing = [run_id for run_id in continued if run_id not in carried]
+    if missing:
+        previous.update(load(missing))
+    return previous

@@ -115,8 +115,10 @@ class POPORunsView(POPOTrackingRecorder):
                 "timers": sorted((r, at) for r, at in self._timers.items()),
                 "step_stats": [astuple(v) for _, v in sorted(self._step_stats.items())],
                 "workflow_stats": [astuple(v) for _, v in sorted(self._workflow_stats.items())],
-                "position": [(self._max_tracking_ids[partition_name(p)] or 0,)
-                             for p in range(self.partitions)],
+                "position": [
+                    (self._max_tracking_ids[partition_name(p)] or 0,)
+                    for p in range(self.partitions)
+                ],
             }
 
     def get_row(self, run_id: str) -> RunRow | None:

@@ -9,14 +9,17 @@ text. The ``runs`` columns are exactly the fields of :class:`RunRow`.
 from __future__ import annotations
 
 import operator
-from dataclasses import fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, final
 
 import orjson
 
 from projections.runs import RunRow
 from projections.step_stats import StepStats
+from projections.timers import timer_due
+from projections.watchers import watcher_topic
 from projections.workflow_stats import WorkflowStats
 from stemlog.clock import from_micros, to_micros
 from stemlog.model.records import RunStatus
@@ -135,6 +138,48 @@ def row_to_record(row: RunRow) -> tuple[Any, ...]:
             values[index] = orjson.dumps(value).decode()
     values[_STATUS_INDEX] = str(values[_STATUS_INDEX])
     return tuple(values)
+
+
+_NEW: Any = object()
+"""Marks a run the page started: it has no rows elsewhere to delete."""
+
+
+@final
+@dataclass(slots=True)
+class EncodedRows:
+    """A page's rows as the SQL views store them: the ``runs`` records, and what
+    changes in ``watchers`` and ``timers``. Plain tuples: cheap to send to another
+    process (a rebuild's helper encodes the rows it folds)."""
+
+    records: list[tuple[Any, ...]] = field(default_factory=list)
+    stale_watchers: list[tuple[str]] = field(default_factory=list)
+    """Runs whose ``watchers`` rows are deleted (they may have one)."""
+    stale_timers: list[tuple[str]] = field(default_factory=list)
+    watchers: list[tuple[str, str]] = field(default_factory=list)
+    timers: list[tuple[str, int]] = field(default_factory=list)
+
+    def extend(self, other: EncodedRows) -> None:
+        """Add another share's rows of the same page (they are of other runs)."""
+        self.records += other.records
+        self.stale_watchers += other.stale_watchers
+        self.stale_timers += other.stale_timers
+        self.watchers += other.watchers
+        self.timers += other.timers
+
+
+def encode_rows(rows: Sequence[RunRow], previous: Mapping[str, RunRow] | None) -> EncodedRows:
+    """The rows a page leaves, as stored. With the rows as they were before the page
+    (``previous``; runs the page started absent), only what existed is deleted."""
+    olds = [None if previous is None else previous.get(r.run_id, _NEW) for r in rows]
+    return EncodedRows(
+        records=[row_to_record(r) for r in rows],
+        stale_watchers=[(r.run_id,) for r, old in zip(rows, olds, strict=True)
+                        if old is None or (old is not _NEW and watcher_topic(old))],
+        stale_timers=[(r.run_id,) for r, old in zip(rows, olds, strict=True)
+                      if old is None or (old is not _NEW and timer_due(old))],
+        watchers=[(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None],
+        timers=[(r.run_id, to_micros(d)) for r in rows if (d := timer_due(r)) is not None],
+    )  # fmt: skip
 
 
 def record_to_row(record: Any) -> RunRow:

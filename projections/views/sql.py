@@ -15,16 +15,11 @@ from typing import Any
 from projections.page import StatsDelta
 from projections.runs import RunRow
 from projections.step_stats import StepStats
-from projections.timers import timer_due
 from projections.view import PositionConflictError, RunsQuery
 from projections.views import schema
-from projections.watchers import watcher_topic
 from projections.workflow_stats import WorkflowStats
 from stemlog.model.children import CHILD_TOPIC_PREFIX
 from stemlog.store.base import partition_name
-
-_NEW: Any = object()
-"""Marks a run the page started: it has no rows elsewhere to delete."""
 
 
 def record_values(record: Any) -> tuple[Any, ...]:
@@ -130,45 +125,47 @@ class SQLRunsView:
         previous: Mapping[str, RunRow] | None = None,
         partition: int = 0,
     ) -> None:
+        self.write_encoded_page(schema.encode_rows(rows, previous), expected, last, stats,
+                                partition)  # fmt: skip
+
+    def write_encoded_page(
+        self,
+        rows: schema.EncodedRows,
+        expected: int,
+        last: int,
+        stats: StatsDelta | None = None,
+        partition: int = 0,
+    ) -> None:
+        """:meth:`write_page` with the rows encoded already (by :func:`schema.encode_rows`).
+
+        Raises:
+            PositionConflictError: the position is not ``expected`` any more.
+        """
         with self.transaction(commit=True) as cursor:
             name = partition_name(partition)
             cursor.execute(self.render(schema.CAS_TRACKING), (name, last, expected))
             if cursor.fetchone() is None:
                 raise PositionConflictError
-            if rows:
-                self._write_rows(cursor, rows, previous)
+            if rows.records:
+                self._write_rows(cursor, rows)
             if stats is not None:
                 self._write_stats(cursor, stats)
 
-    def _write_rows(
-        self, cursor: Any, rows: Sequence[RunRow], previous: Mapping[str, RunRow] | None
-    ) -> None:
-        cursor.executemany(self.render(schema.UPSERT_RUN), [schema.row_to_record(r) for r in rows])
-        # With the rows as they were before the page, only delete what existed.
-        olds = [None if previous is None else previous.get(r.run_id, _NEW) for r in rows]
-        stale_watchers = [
-            (r.run_id,)
-            for r, old in zip(rows, olds, strict=True)
-            if old is None or (old is not _NEW and watcher_topic(old))
-        ]
-        stale_timers = [(r.run_id,) for r, old in zip(rows, olds, strict=True)
-                        if old is None or (old is not _NEW and timer_due(old))]  # fmt: skip
-        if stale_watchers:
+    def _write_rows(self, cursor: Any, rows: schema.EncodedRows) -> None:
+        cursor.executemany(self.render(schema.UPSERT_RUN), rows.records)
+        if rows.stale_watchers:
+            sql = "DELETE FROM {watchers} WHERE run_id = ?"
+            cursor.executemany(self.render(sql), rows.stale_watchers)
+        if rows.stale_timers:
             cursor.executemany(
-                self.render("DELETE FROM {watchers} WHERE run_id = ?"), stale_watchers
+                self.render("DELETE FROM {timers} WHERE run_id = ?"), rows.stale_timers
             )
-        if stale_timers:
-            cursor.executemany(self.render("DELETE FROM {timers} WHERE run_id = ?"), stale_timers)
-        watchers = [(t, r.run_id) for r in rows if (t := watcher_topic(r)) is not None]
-        if watchers:
-            cursor.executemany(
-                self.render("INSERT INTO {watchers} (topic, run_id) VALUES (?, ?)"), watchers
-            )
-        timers = [(r.run_id, schema.micros(d)) for r in rows if (d := timer_due(r)) is not None]
-        if timers:
-            cursor.executemany(
-                self.render("INSERT INTO {timers} (run_id, due_at) VALUES (?, ?)"), timers
-            )
+        if rows.watchers:
+            sql = "INSERT INTO {watchers} (topic, run_id) VALUES (?, ?)"
+            cursor.executemany(self.render(sql), rows.watchers)
+        if rows.timers:
+            sql = "INSERT INTO {timers} (run_id, due_at) VALUES (?, ?)"
+            cursor.executemany(self.render(sql), rows.timers)
 
     def _write_stats(self, cursor: Any, delta: StatsDelta) -> None:
         # Read-modify-write inside the page's transaction: one projector at a time.

@@ -34,9 +34,7 @@ __all__ = [
 class ChildLauncher(Protocol):
     """What a step context needs to start a child run (the runtime provides it)."""
 
-    async def start_child(
-        self, workflow: Any, params: Any, parent_run_id: str, run_id: str
-    ) -> str:
+    async def start_child(self, workflow: Any, params: Any, parent_run_id: str, run_id: str) -> str:
         """Start (or find, if it exists) the child run ``run_id``; returns its id."""
         ...
 

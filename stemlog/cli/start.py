@@ -83,8 +83,14 @@ def start(
         drive = following and bool(definitions)
         async with open_app(worker=drive, definitions=definitions,
                             create=bool(definitions)) as app:  # fmt: skip
-            started.append(await app.start(name, values, run_id=run_id,
-                                           if_exists="fail" if if_exists == "fail" else "return"))
+            started.append(
+                await app.start(
+                    name,
+                    values,
+                    run_id=run_id,
+                    if_exists="fail" if if_exists == "fail" else "return",
+                )
+            )
             if not following:
                 return None
             return await _wait(app, started[0], until_suspended, timeout)

@@ -9,9 +9,9 @@ given).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import assert_never, cast
+from typing import Any, NoReturn, cast
 
 from stemlog.codec import JSONValue
 from stemlog.errors import InvalidPayloadError
@@ -81,54 +81,105 @@ def fold(facts: Iterable[AnyFact | Fact]) -> RunState:
 
 
 def evolve(state: RunState, fact: AnyFact) -> None:
-    """Apply one fact after ``RunStarted`` to ``state`` in place."""
+    """Apply one fact after ``RunStarted`` to ``state`` in place.
+
+    Raises:
+        InvalidPayloadError: ``RunStarted`` again, or an object that is not a fact.
+    """
+    apply = _APPLY.get(type(fact))  # by the class itself: a fold runs once per fact loaded
+    if apply is None:
+        _refuse(fact)
     state.position += 1
     state.updated_at = fact.timestamp
-    match fact:
-        case StepStarted(step=step, iteration=iteration, attempt=attempt):
-            key = (step, iteration)
-            if key not in state.stepped:
-                state.steps.append(key)
-                state.stepped.add(key)
-            state.current, state.attempt, state.in_flight = key, attempt, True
-            state.failed, state.retry_at, state.step_started_at = False, None, fact.timestamp
-        case StepCompleted(step=step, iteration=iteration, value=value):
-            state.completed[(step, iteration)] = value
-            state.current, state.in_flight, state.resume, state.failed = None, False, None, False
-            state.step_started_at = None
-        case StepFailed(step=step, iteration=iteration, retry_at=retry_at, error=error):
-            _fail_step(state, (step, iteration), retry_at, ErrorInfo.from_json(error))
-        case EventAwaited(step=step, iteration=iteration, topic=topic, deadline=deadline):
-            _await_event(state, fact.timestamp, (step, iteration), topic, deadline)
-        case EventReceived(topic=topic, payload=payload, event_id=event_id):
-            state.received.add(event_id)
-            _receive_event(state, topic, payload, event_id)
-        case EventTimedOut(topic=topic):
-            _resume(state, ResumeKind.TIMEOUT, topic, None)
-        case SleepStarted(step=step, iteration=iteration, wake_at=wake_at):
-            _suspend(state, PendingWait(step, iteration, None, wake_at, None, fact.timestamp))
-        case SleepElapsed():
-            _resume(state, ResumeKind.SLEEP, None, True)
-        case RunCompleted(result=result):
-            _end(state, fact.timestamp, RunStatus.COMPLETED)
-            state.result, state.error = result, None
-        case RunFailed(error=error):
-            _end(state, fact.timestamp, RunStatus.FAILED)
-            state.error = ErrorInfo.from_json(error)
-        case RunCancelled(reason=reason):
-            _end(state, fact.timestamp, RunStatus.CANCELLED)
-            state.cancel_reason = reason
-        case RunRewound(to_step=to_step):
-            _rewind(state, to_step)
-        case RunStarted():
-            raise InvalidPayloadError("history", "RunStarted can only be the first fact of a run")
-        case _:
-            assert_never(fact)
+    apply(state, fact)
 
 
-def _fail_step(
-    state: RunState, key: StepKey, retry_at: datetime | None, error: ErrorInfo
-) -> None:
+def _refuse(fact: object) -> NoReturn:
+    if isinstance(fact, RunStarted):
+        raise InvalidPayloadError("history", "RunStarted can only be the first fact of a run")
+    raise InvalidPayloadError("history", f"not a fact of a run: {type(fact).__name__}")
+
+
+def _step_started(state: RunState, fact: StepStarted) -> None:
+    key = (fact.step, fact.iteration)
+    if key not in state.stepped:
+        state.steps.append(key)
+        state.stepped.add(key)
+    state.current, state.attempt, state.in_flight = key, fact.attempt, True
+    state.failed, state.retry_at, state.step_started_at = False, None, fact.timestamp
+
+
+def _step_completed(state: RunState, fact: StepCompleted) -> None:
+    state.completed[(fact.step, fact.iteration)] = fact.value
+    state.current, state.in_flight, state.resume, state.failed = None, False, None, False
+    state.step_started_at = None
+
+
+def _step_failed(state: RunState, fact: StepFailed) -> None:
+    _fail_step(state, (fact.step, fact.iteration), fact.retry_at, ErrorInfo.from_json(fact.error))
+
+
+def _event_awaited(state: RunState, fact: EventAwaited) -> None:
+    _await_event(state, fact.timestamp, (fact.step, fact.iteration), fact.topic, fact.deadline)
+
+
+def _event_received(state: RunState, fact: EventReceived) -> None:
+    state.received.add(fact.event_id)
+    _receive_event(state, fact.topic, fact.payload, fact.event_id)
+
+
+def _event_timed_out(state: RunState, fact: EventTimedOut) -> None:
+    _resume(state, ResumeKind.TIMEOUT, fact.topic, None)
+
+
+def _sleep_started(state: RunState, fact: SleepStarted) -> None:
+    wait = PendingWait(fact.step, fact.iteration, None, fact.wake_at, None, fact.timestamp)
+    _suspend(state, wait)
+
+
+def _sleep_elapsed(state: RunState, fact: SleepElapsed) -> None:
+    _resume(state, ResumeKind.SLEEP, None, True)
+
+
+def _run_completed(state: RunState, fact: RunCompleted) -> None:
+    _end(state, fact.timestamp, RunStatus.COMPLETED)
+    state.result, state.error = fact.result, None
+
+
+def _run_failed(state: RunState, fact: RunFailed) -> None:
+    _end(state, fact.timestamp, RunStatus.FAILED)
+    state.error = ErrorInfo.from_json(fact.error)
+
+
+def _run_cancelled(state: RunState, fact: RunCancelled) -> None:
+    _end(state, fact.timestamp, RunStatus.CANCELLED)
+    state.cancel_reason = fact.reason
+
+
+def _run_rewound(state: RunState, fact: RunRewound) -> None:
+    _rewind(state, fact.to_step)
+
+
+_APPLY: dict[type[Any], Callable[[RunState, Any], None]] = {
+    StepStarted: _step_started,
+    StepCompleted: _step_completed,
+    StepFailed: _step_failed,
+    EventAwaited: _event_awaited,
+    EventReceived: _event_received,
+    EventTimedOut: _event_timed_out,
+    SleepStarted: _sleep_started,
+    SleepElapsed: _sleep_elapsed,
+    RunCompleted: _run_completed,
+    RunFailed: _run_failed,
+    RunCancelled: _run_cancelled,
+    RunRewound: _run_rewound,
+}
+"""What each fact after ``RunStarted`` does to a state, by its class (facts have no
+subclasses). A dict rather than a ``match``: each ``case`` is an ``isinstance``
+through eventsourcing's event metaclass, and a fold runs once per fact loaded."""
+
+
+def _fail_step(state: RunState, key: StepKey, retry_at: datetime | None, error: ErrorInfo) -> None:
     state.in_flight, state.resume, state.retry_at = False, None, retry_at
     state.failed, state.step_started_at = True, None
     if retry_at is not None:

@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import final
+from typing import cast, final
 
 import anyio
 
 from projections import audit
 from projections.audit import Difference, RebuildResult
+from projections.view import RunsView
+from projections.views import view_class
 from projections.views.schema import MODEL_VERSIONS
 from stemlog.runtime.read_side import ReadSide
+from stemlog.store.base import PartitionedLog
+from stemlog.store.events import RunStore
+from stemlog.store.urls import parse_store_url
 
 Progress = Callable[[int, int], None]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StoreModels:
+    """Opens a store and its read models again from the store's URL: what a rebuild's
+    helper process folds with (see :mod:`projections.parallel`)."""
+
+    url: str
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[tuple[PartitionedLog, RunsView]]:
+        store = RunStore(parse_store_url(self.url))
+        try:
+            view = store.tracking_recorder(view_class(store.backend.name))
+            yield store, cast(RunsView, view)
+        finally:
+            store.close()
+
+    @classmethod
+    def of(cls, store: RunStore) -> StoreModels | None:
+        """The opener of this store's models, if another process can open them
+        (an in-memory store cannot)."""
+        return None if store.backend.name == "memory" else cls(store.backend.url)
 
 
 @final
@@ -54,7 +84,12 @@ class ReadModels:
         """Drop every model and replay the log from position 0."""
         views = self._views
         async with views.lock:
-            return await anyio.to_thread.run_sync(audit.rebuild, views.store, views.view, progress)
+            helper = StoreModels.of(views.store)
+
+            def rebuild() -> RebuildResult:
+                return audit.rebuild(views.store, views.view, progress, helper=helper)
+
+            return await anyio.to_thread.run_sync(rebuild)
 
     async def rebuild_as_of(
         self,

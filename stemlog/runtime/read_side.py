@@ -24,7 +24,7 @@ from projections.projector import Projector
 from projections.view import RunsView
 from projections.views import view_class
 from stemlog.errors import StoreUnavailableError, StoreWriteError
-from stemlog.store.base import Appended, Leadership, LoggedFact
+from stemlog.store.base import Appended, Leadership, LoggedFact, Share
 from stemlog.store.events import RunStore
 
 T = TypeVar("T")
@@ -72,8 +72,12 @@ class CommittedHere:
     def head(self) -> int:
         return self._store.head(self._partition)
 
-    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
+    def read(
+        self, start: int, limit: int, stop: int | None = None, share: Share | None = None
+    ) -> list[LoggedFact]:
         """Facts from ``start`` on: from memory while they follow each other there."""
+        if share is not None:
+            return self._store.read(start, limit, stop, self._partition, share)
         page: list[LoggedFact] = []
         position = start
         while len(page) < limit and (stop is None or position <= stop):
@@ -187,4 +191,3 @@ class ReadSide:
                     await self._catch_up(projectors)
                 except (StoreUnavailableError, StoreWriteError):
                     await anyio.sleep(_POLL)
-

@@ -107,9 +107,7 @@ class Runtime:
             self.worker.hint()
 
 
-def _open_store(
-    backend: Backend, store_timeout: float, clock: Clock
-) -> tuple[RunStore, ReadSide]:
+def _open_store(backend: Backend, store_timeout: float, clock: Clock) -> tuple[RunStore, ReadSide]:
     with backend.schema_lock():
         store = RunStore(backend, store_timeout=store_timeout, clock=clock)
         try:

@@ -78,6 +78,7 @@ SNAPSHOT_EVERY = 1000
 """A run is snapshotted each time its history passes a multiple of this many facts,
 so loading it from the store reads at most that many facts after its snapshot."""
 
+
 @final
 class Worker:
     """Executes runs of registered workflows, claimed from the run index."""
@@ -417,6 +418,7 @@ class Worker:
                 sleeper.start_soon(sleep_then_cancel, self._clock, earliest, sleeper.cancel_scope)
                 await changed.wait()
                 sleeper.cancel_scope.cancel()
+
 
 @final
 class _ClaimingWriter:

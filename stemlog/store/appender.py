@@ -115,4 +115,3 @@ class Appender:
             if not stored or stored[0].state != mine.state or stored[0].topic != mine.topic:
                 return False
         return True
-

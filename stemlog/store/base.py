@@ -85,6 +85,28 @@ class Appended:
 AppendListener = Callable[[Appended], None]
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A share of a log's runs: those whose id's last hex digit is one of ``digits``.
+    Run ids are random (uuid4) or hashed (uuid5, from keys), so each digit holds
+    about a sixteenth of the runs: processes that read shares apart fold every
+    run, each run in one of them."""
+
+    digits: frozenset[str]
+
+    @classmethod
+    def of(cls, low: int, high: int) -> Share:
+        """The runs whose last digit is from ``low`` up to ``high`` (exclusive) of 16."""
+        return cls(frozenset("0123456789abcdef"[low:high]))
+
+    def kept(self, rows: list[StoredRow]) -> list[StoredRow]:
+        """The rows of this share's runs, in order (a run id as stored, a UUID or hex
+        digits, ends in the same digit either way)."""
+        digits = self.digits
+        return [row for row in rows if str(row[1])[-1] in digits]
+
+
 class LogReader(Protocol):
     """Reads one partition of the log in order (blocking; call it in a worker thread)."""
 
@@ -92,8 +114,11 @@ class LogReader(Protocol):
         """The position of the last fact (0 for an empty log)."""
         ...
 
-    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
-        """Up to ``limit`` facts from position ``start`` on (up to ``stop``, inclusive)."""
+    def read(
+        self, start: int, limit: int, stop: int | None = None, share: Share | None = None
+    ) -> list[LoggedFact]:
+        """Up to ``limit`` facts from position ``start`` on (up to ``stop``, inclusive);
+        with a ``share``, only the facts of its runs among them."""
         ...
 
 
@@ -206,9 +231,15 @@ class Backend(Protocol):
         ...
 
     def read_rows(
-        self, log: Application[UUID], start: int, limit: int, stop: int | None
+        self,
+        log: Application[UUID],
+        start: int,
+        limit: int,
+        stop: int | None,
+        share: Share | None = None,
     ) -> list[StoredRow]:
-        """The log's rows from ``start`` on (up to ``stop``): the store's fastest read."""
+        """The log's rows from ``start`` on (up to ``stop``; with a ``share``, only its
+        runs' rows): the store's fastest read."""
         ...
 
     def partition_count(self, log: Application[UUID]) -> int:

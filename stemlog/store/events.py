@@ -43,6 +43,7 @@ from stemlog.store.base import (
     Backend,
     LoggedFact,
     LogReader,
+    Share,
     StoredRow,
     UnreadableFact,
 )
@@ -223,14 +224,20 @@ class RunStore:
         return self.logs[partition].recorder.max_notification_id() or 0
 
     def read(
-        self, start: int, limit: int, stop: int | None = None, partition: int = 0
+        self,
+        start: int,
+        limit: int,
+        stop: int | None = None,
+        partition: int = 0,
+        share: Share | None = None,
     ) -> list[LoggedFact]:
-        """Facts of a partition from position ``start`` on, in log order (blocking).
+        """Facts of a partition from position ``start`` on, in log order (blocking);
+        with a ``share``, only its runs' facts among them (the others are not decoded).
 
         A fact that cannot be decoded comes back as an
         :class:`~stemlog.store.base.UnreadableFact` in its place.
         """
-        rows = self.backend.read_rows(self.logs[partition], start, limit, stop)
+        rows = self.backend.read_rows(self.logs[partition], start, limit, stop, share)
         return decode_page(rows, partition, self.partitions, _unreadable)
 
     def partition_recorder(self, number: int) -> ApplicationRecorder:
@@ -462,5 +469,7 @@ class _PartitionReader:
     def head(self) -> int:
         return self._store.head(self._partition)
 
-    def read(self, start: int, limit: int, stop: int | None = None) -> list[LoggedFact]:
-        return self._store.read(start, limit, stop, self._partition)
+    def read(
+        self, start: int, limit: int, stop: int | None = None, share: Share | None = None
+    ) -> list[LoggedFact]:
+        return self._store.read(start, limit, stop, self._partition, share)

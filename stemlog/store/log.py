@@ -23,6 +23,7 @@ class RunLog(Application[UUID]):
     def __init__(self, env: EnvType | None = None, *, name: str = "stemlog") -> None:
         self.name = name
         super().__init__(env)
+
     log_section_size = 1000
     is_snapshotting_enabled = True
     """Long runs keep snapshots (``stemlog_snapshots``): see :data:`SNAPSHOT_EVERY`."""

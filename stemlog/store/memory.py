@@ -20,6 +20,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from stemlog.store.base import (
     Hints,
     Leadership,
+    Share,
     SoleLeader,
     StoreCore,
     StoredRow,
@@ -116,9 +117,7 @@ class IndexedPOPORecorder(POPOApplicationRecorder):
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
         if desc or lte is not None or limit is not None:
-            return super().select_events(
-                originator_id, gt=gt, lte=lte, desc=desc, limit=limit
-            )
+            return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
         with self._database_lock:
             index = self._stored_events_index[str(originator_id)]
             version = (gt or 0) + 1  # a run's versions run 1, 2, 3, ... without gaps
@@ -161,9 +160,15 @@ class MemoryBackend:
         return True
 
     def read_rows(
-        self, log: Application[UUID], start: int, limit: int, stop: int | None
+        self,
+        log: Application[UUID],
+        start: int,
+        limit: int,
+        stop: int | None,
+        share: Share | None = None,
     ) -> list[StoredRow]:
-        return rows_of_notifications(log, start, limit, stop)
+        rows = rows_of_notifications(log, start, limit, stop)
+        return rows if share is None else share.kept(rows)
 
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()

@@ -135,4 +135,3 @@ class MemoryIndex:
             if row is not None and row.claimed_by is not None and (row.claim_expires or 0) >= now:
                 found[run_id] = (row.claimed_by, row.claim_expires or 0)
         return found
-

@@ -31,6 +31,7 @@ from stemlog.errors import InvalidStoreURLError
 from stemlog.store.base import (
     Hints,
     Leadership,
+    Share,
     StoreCore,
     StoredRow,
     rows_of_notifications,
@@ -158,9 +159,15 @@ class PostgresBackend:
         return True  # a missing database fails the open with its own message
 
     def read_rows(
-        self, log: Application[UUID], start: int, limit: int, stop: int | None
+        self,
+        log: Application[UUID],
+        start: int,
+        limit: int,
+        stop: int | None,
+        share: Share | None = None,
     ) -> list[StoredRow]:
-        return rows_of_notifications(log, start, limit, stop)
+        rows = rows_of_notifications(log, start, limit, stop)
+        return rows if share is None else share.kept(rows)
 
     def schema_lock(self) -> AbstractContextManager[None]:
         """Serialise table creation between processes opening one database.

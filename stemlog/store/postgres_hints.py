@@ -63,9 +63,7 @@ class _Listening:
         return channels
 
 
-def _listen(
-    settings: dict[str, Any], listening: _Listening, stopped: Callable[[], bool]
-) -> None:
+def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[], bool]) -> None:
     """In a worker thread: LISTEN on the channels wanted now (a partition's log
     channel while somebody here follows the log, the ready channel when the app
     has a worker), and call back.
@@ -249,5 +247,3 @@ class AdvisoryLeadership:
         if connection is not None:
             with contextlib.suppress(psycopg.Error):
                 connection.close()
-
-

@@ -56,8 +56,7 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS {index} (run_id text PRIMARY KEY, version bigint NOT NULL, "
     "served text NOT NULL, "
     "ready_at bigint, due_at bigint, claimed_by text, claim_expires bigint, waiting_on text)",
-    "CREATE INDEX IF NOT EXISTS stemlog_run_index_due ON {index} (due_at) "
-    "WHERE due_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS stemlog_run_index_due ON {index} (due_at) WHERE due_at IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS stemlog_run_index_waiting ON {index} (waiting_on) "
     "WHERE waiting_on IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS stemlog_run_index_claims ON {index} (claimed_by) "

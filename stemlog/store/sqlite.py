@@ -44,6 +44,7 @@ from stemlog.errors import InvalidStoreURLError
 from stemlog.store.base import (
     Hints,
     Leadership,
+    Share,
     StoreCore,
     StoredRow,
     no_lock,
@@ -169,21 +170,28 @@ class SQLiteBackend:
         return Path(self.path).is_file()
 
     def read_rows(
-        self, log: Application[UUID], start: int, limit: int, stop: int | None
+        self,
+        log: Application[UUID],
+        start: int,
+        limit: int,
+        stop: int | None,
+        share: Share | None = None,
     ) -> list[StoredRow]:
         """One query, rows as plain tuples as stored (no ``sqlite3.Row``, no notification
         objects; run ids in eventsourcing's 32 hex digits, which the decoder dashes once
-        per run rather than once per fact)."""
+        per run rather than once per fact); a share's rows chosen by SQLite (the others
+        are not even fetched)."""
         recorder = log.recorder
         assert isinstance(recorder, SQLiteApplicationRecorder), "a SQLite store's recorder"
         table = recorder.events_table_name
         columns = "rowid, originator_id, originator_version, topic, state"
-        if stop is None:
-            sql = f"SELECT {columns} FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
-            params: tuple[int, ...] = (start, limit)
-        else:
-            sql = f"SELECT {columns} FROM {table} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?"  # noqa: E501
-            params = (start, stop, limit)
+        where = "rowid >= ?" if stop is None else "rowid >= ? AND rowid <= ?"
+        params: tuple[int, ...] = (start,) if stop is None else (start, stop)
+        if share is not None:  # the digits are hex characters: nothing to escape
+            digits = ", ".join(f"'{digit}'" for digit in sorted(share.digits))
+            where += f" AND substr(originator_id, -1) IN ({digits})"
+        sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY rowid LIMIT ?"
+        params = (*params, limit)
         with recorder.datastore.transaction(commit=False) as cursor:
             raw = cursor.sqlite_cursor
             raw.row_factory = None  # tuples: half the cost of sqlite3.Row

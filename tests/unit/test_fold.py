@@ -248,3 +248,10 @@ def test_a_decision_made_on_an_old_state_is_refused() -> None:
         run.start_step(("b", 0), 1, T)  # that attempt is another worker's
     run.start_step(("b", 0), 2, T)  # taking over a lost attempt is the next attempt
     assert run.state.attempt == 2
+
+
+def test_every_fact_after_run_started_has_a_meaning_in_the_fold() -> None:
+    from stemlog.model.facts import FACT_TYPES
+    from stemlog.model.fold import _APPLY
+
+    assert set(_APPLY) == set(FACT_TYPES) - {RunStarted}
