@@ -76,6 +76,12 @@ class RunCommands(AppCore):
         hides the run from ``list_runs`` that long after it ended (its facts are
         kept); ``policy`` lets the worker cancel it by itself.
 
+        When this app's worker has room to drive a new run of a fresh id (no
+        ``run_id``, no parent, not started by a step), ``RunStarted`` is stored
+        in one commit with what the run does first (its first step started, a
+        wait, its end), and this returns once that commit is done: one commit
+        fewer per run. A script's code before its first step runs before then.
+
         Raises:
             UnknownWorkflowError: the workflow is not registered.
             InvalidPayloadError: params are not a mapping of JSON values; a run id

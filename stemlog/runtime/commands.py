@@ -16,8 +16,9 @@ dispatcher, like every other fact.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, final
 
@@ -86,6 +87,9 @@ class Commands:
         self._clock = clock
         self.claim_mode: Callable[[Run], ClaimMode] = lambda run: ClaimMode.KEEP
         """What commits do to claims (the worker, if the app has one, takes them)."""
+        self.start_here: Callable[[Run], Awaitable[bool]] | None = None
+        """Hands a new run, not stored yet, to the app's worker, which stores it with its
+        first step (see :mod:`stemlog.runtime.writes`); whether it did."""
 
     async def _commit(self, *runs: Run) -> bool:
         return await self._store.commit(*runs, claim=self.claim_mode)
@@ -148,7 +152,8 @@ class Commands:
             raise InvalidPayloadError("policy", "policy must be a CancellationPolicy")
         if parent_run_id is not None:
             parent_run_id = await self._known(parent_run_id)
-        run = Run.begin(
+        begin = functools.partial(
+            Run.begin,
             run_id=uuid_,
             at=self._clock.now(),
             workflow=definition.name,
@@ -162,6 +167,19 @@ class Commands:
             forked_from=None,
             key=key,
         )
+        run = begin()
+        # A run of a new random id (no other start can name it) that this app's worker
+        # drives at once is stored with its first step.
+        here = self.start_here
+        if (
+            run_id is None
+            and parent_run_id is None
+            and here is not None
+            and self.claim_mode(run) is ClaimMode.TAKE
+        ):
+            if await here(run):
+                return str(uuid_)
+            run = begin()  # its drive stored nothing: store it here
         if await self._commit(run):
             return run.state.run_id
         return await self._existing(run, if_exists)

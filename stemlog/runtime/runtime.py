@@ -200,6 +200,7 @@ async def open_runtime(
                 deliver=commands.deliver_child_outcome,
             )  # fmt: skip
             commands.claim_mode = driver.claim_mode
+            commands.start_here = driver.start_here
         runtime = Runtime(store, views, registry, clock, worker=driver, commands=commands)
         store.add_listener(runtime.dispatcher.appended)
         raised: BaseException | None = None

@@ -24,6 +24,7 @@ run, logged, and never reaches the app.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,6 +59,7 @@ from stemlog.runtime.claimer import STORE_RETRY, Claimer, sleep_then_cancel
 from stemlog.runtime.held import HeldClaims
 from stemlog.runtime.run_cache import RunCache
 from stemlog.runtime.timers import Timers
+from stemlog.runtime.writes import ClaimingWriter, UnstoredStarts
 from stemlog.store.events import RunStore
 from stemlog.store.index import Claimed, ClaimMode
 
@@ -73,6 +75,11 @@ CACHED_RUNS = 1024
 PARKED_SCRIPTS = 1024
 """How many suspended script executions a worker keeps to continue (0: re-enter ``run``
 from its top on every resume, as a fresh worker does)."""
+
+_DRIVING: contextvars.ContextVar[bool] = contextvars.ContextVar("stemlog_driving", default=False)
+"""Set in the worker's tasks: a start made by a step (or a script) stores its run at
+once rather than wait for a drive, which might wait for the step's own (no deadlock,
+whatever the concurrency)."""
 
 SNAPSHOT_EVERY = 1000
 """A run is snapshotted each time its history passes a multiple of this many facts,
@@ -117,6 +124,8 @@ class Worker:
         self._sessions: dict[str, RunSession] = {}
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
+        self._unstored = UnstoredStarts()
+        """New runs handed over by ``start`` before they were stored (see :mod:`.writes`)."""
         self._aside: dict[str, str] = {}
         """Runs set aside as blocked (their history cannot be read), with why."""
         self._taken_over: dict[str, tuple[str, datetime]] = {}
@@ -147,8 +156,29 @@ class Worker:
         self._active.add(run_id)
         if run is not None:
             self._fresh[run_id] = run
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+        try:
             self._send.send_nowait(run_id)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._active.discard(run_id)  # the worker has stopped
+            if self._unstored.drop(run_id):
+                self._held.released(run_id)
+
+    async def start_here(self, run: Run) -> bool:
+        """Drive a new run that is not stored yet: its ``RunStarted`` goes to the store
+        with the drive's first commit (see :mod:`stemlog.runtime.writes`). Returns once
+        that commit is done, whether it stored the run (``False``: the drive ended
+        before it; nothing of the run is stored).
+
+        Raises:
+            StoreUnavailableError, StoreWriteError: what the first commit raised.
+        """
+        if _DRIVING.get():
+            return False  # a step of a drive here starts it: it never waits for a drive
+        run_id = run.state.run_id
+        waiter = self._unstored.add(run_id)
+        self._held.committed(run_id, 0, True)  # the drive's commits take the claim
+        self.schedule(run_id, run)
+        return await UnstoredStarts.stored(waiter)
 
     def claim_mode(self, run: Run) -> ClaimMode:
         """How a command of this app commits ``run``: take its claim for this worker
@@ -216,6 +246,7 @@ class Worker:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Claim and drive runs, fire timers and renew claims until cancelled; give
         every claim up on the way out."""
+        _DRIVING.set(True)  # for every task the worker starts (they copy this context)
         with self._send, self._receive:
             try:
                 await self._claims.release_dead_workers()
@@ -228,6 +259,8 @@ class Worker:
                     group.start_soon(self._claims.renew, self.lease)
                     task_status.started()
             finally:
+                for run_id in self._unstored.drop_all():  # their starts store them
+                    self._held.released(run_id)
                 with (
                     anyio.CancelScope(shield=True),
                     anyio.move_on_after(5),
@@ -268,10 +301,14 @@ class Worker:
         except BaseException as error:
             if is_cancellation(error) or isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
-            if interrupt_of(error) is None:  # an internal signal only ends the drive
+            # An internal signal only ends the drive; a run not stored yet is its start's.
+            if interrupt_of(error) is None and run_id not in self._unstored:
                 await self._fail_broken(run_id, error)
         finally:
             self._sessions.pop(run_id, None)
+            if self._unstored.drop(run_id):  # ended before its first commit: not stored
+                self._held.released(run_id)
+                run = None
         if run is not None and run_id in self._held and run_id not in self._again:
             await self._give_up(run)
 
@@ -341,7 +378,9 @@ class Worker:
         run = await self._deliver_child_outcome(run)
         state = run.state
         self._note_takeover(state, previous_holder)
-        session = self._sessions[state.run_id] = RunSession(run, _ClaimingWriter(self._store))
+        session = self._sessions[state.run_id] = RunSession(
+            run, ClaimingWriter(self._store, self._unstored)
+        )
         drive = Drive(session, definition, self._clock, self.handler_limiter, self._children)
         driver = RunDriver(drive, self._scripts)
         await driver.wake_if_due()
@@ -418,21 +457,6 @@ class Worker:
                 sleeper.start_soon(sleep_then_cancel, self._clock, earliest, sleeper.cancel_scope)
                 await changed.wait()
                 sleeper.cancel_scope.cancel()
-
-
-@final
-class _ClaimingWriter:
-    """The store as a drive writes to it: every commit keeps the run's claim while
-    the run can move, and gives it up once it suspends or ends."""
-
-    def __init__(self, store: RunStore) -> None:
-        self._store = store
-
-    async def commit(self, *runs: Run) -> bool:
-        return await self._store.commit(*runs, claim=ClaimMode.TAKE)
-
-    async def load(self, run_id: str) -> Run:
-        return await self._store.load(run_id)
 
 
 def _extra(state: RunState, step: StepKey | None, attempt: int | None) -> dict[str, object]:

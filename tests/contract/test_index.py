@@ -208,8 +208,9 @@ class IndexContract:
         facts = [event for run in (going, ended) for event in run.collect_events()]
         facts.sort(key=lambda event: store.partition_of(event.originator_id))
         parts = [store.partition_of(event.originator_id) for event in facts]
-        stored = [store.logs[p].mapper.to_stored_event(e)
-                  for p, e in zip(parts, facts, strict=True)]
+        stored = [
+            store.logs[p].mapper.to_stored_event(e) for p, e in zip(parts, facts, strict=True)
+        ]
         await store.blocking(store.index.append, stored, parts, [], None, 0, to_micros(T))
         assert entries[1].mode is ClaimMode.END
         if store.index.index_backfilled():

@@ -86,9 +86,7 @@ async def test_three_workers_survive_kills_and_finish_every_run(postgres_url: st
             assert result.value == 3 + n
         facts = histories[run_id]
         assert [f.position for f in facts] == list(range(1, len(facts) + 1))  # nothing lost
-        completed = Counter(
-            (f.step, f.iteration) for f in facts if f.type == "StepCompleted"
-        )
+        completed = Counter((f.step, f.iteration) for f in facts if f.type == "StepCompleted")
         assert max(completed.values()) == 1  # no step recorded completed twice
     assert differences == []
 

@@ -24,9 +24,7 @@ async def test_every_version_registered_anywhere_is_listed_and_the_newest_starts
 ) -> None:
     async with WorkflowApp.open(durable_url) as old:
         old.register_flows([versioned(1)])
-        assert [(w["name"], w["version"]) for w in await old.workflows()] == [
-            ("catalog.flow", 1)
-        ]
+        assert [(w["name"], w["version"]) for w in await old.workflows()] == [("catalog.flow", 1)]
     async with WorkflowApp.open(durable_url) as new:
         new.register_flows([versioned(2)])
         await new.workflows()  # registration is recorded in the background: wait for it

@@ -138,9 +138,7 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
     assert err.count("\n") == 1 and "not a database" in err
 
 
-def test_import_refuses_oversized_and_out_of_order_lines_by_number(
-    db: str, tmp_path: Path
-) -> None:
+def test_import_refuses_oversized_and_out_of_order_lines_by_number(db: str, tmp_path: Path) -> None:
     from stemlog.model.history import MAX_LINE_BYTES
 
     assert invoke(db, "demo")[0] == 0

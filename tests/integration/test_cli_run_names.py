@@ -66,7 +66,8 @@ def test_start_and_manifest_without_the_code(demo_db: tuple[str, str]) -> None:
     code, out, _ = invoke(db, "manifest", "--json")
     assert code == 0
     assert {entry["name"] for entry in orjson.loads(out)} == {
-        "approvals.flow", "billing.retry-script"
+        "approvals.flow",
+        "billing.retry-script",
     }
     code, _, err = invoke(db, "start", "no.such.workflow")
     assert code == 2 and err.count("\n") == 1 and "'no.such.workflow'" in err

@@ -21,7 +21,9 @@ def first_example() -> str:
 
 @pytest.mark.parametrize("slow_first_step", [False, True])
 def test_the_first_example_runs_and_keeps_its_event(
-    slow_first_step: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    slow_first_step: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = first_example()

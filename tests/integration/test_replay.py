@@ -112,6 +112,7 @@ async def test_a_loop_whose_count_changed_diverges() -> None:
 async def test_live_engine_fails_a_run_that_diverges(store_url: str) -> None:
     gate = Flow("gate")
     gate.step("wait", lambda ctx: ctx.wait_for_event_value("go"))
+
     async def before(script: Any) -> Any:
         await script.step("a", lambda ctx: 1)
         await script.step("b", lambda ctx: ctx.wait_for_event_value("go"))
