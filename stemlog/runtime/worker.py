@@ -201,8 +201,12 @@ class Worker:
         if claimable:
             self.hint()
         if state.run_id not in self._held:
+            if not self._serves(state):
+                return
+            if runnable(state, self._clock.now()):
+                self._cache.put(run)  # a claim round may take it soon: no load then
             when = ready_at(state)  # a sleep, a retry, a deadline: claim it then
-            if when is not None and self._serves(state):
+            if when is not None:
                 self.hint_at(when)
             return
         session = self._sessions.get(state.run_id)
@@ -224,10 +228,15 @@ class Worker:
         self._claims.hint_at(moment)
 
     def _claimed(self, item: Claimed) -> None:
-        """A claim round took ``item``: drive it (note whose claim had run out)."""
+        """A claim round took ``item``: drive it (note whose claim had run out), from the
+        cached aggregate as it is if that is the version the claim saw."""
         if item.previous is not None:
             self._taken_over[item.run_id] = (item.previous[0], from_micros(item.previous[1]))
-        self.schedule(item.run_id)
+        cached = self._cache.take(item.run_id)
+        if cached is not None and cached.version != item.version:
+            self._cache.put(cached)  # behind the log: the drive fast-forwards it
+            cached = None
+        self.schedule(item.run_id, cached)
 
     def holds(self, run_id: str) -> bool:
         """Whether this worker holds the run's claim (so it drives it, and hears of its
