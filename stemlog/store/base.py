@@ -321,8 +321,9 @@ def no_lock() -> Iterator[None]:
 
 
 def rows_of_notifications(
-    log: Application[UUID], start: int, limit: int, stop: int | None
+    log: Application[UUID], start: int, limit: int, stop: int | None, share: Share | None
 ) -> list[StoredRow]:
     """:meth:`Backend.read_rows` through eventsourcing's ``select_notifications``."""
     notifications = log.recorder.select_notifications(start, limit, stop)
-    return [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications]
+    rows = [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications]
+    return rows if share is None else share.kept(rows)

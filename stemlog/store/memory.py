@@ -167,8 +167,7 @@ class MemoryBackend:
         stop: int | None,
         share: Share | None = None,
     ) -> list[StoredRow]:
-        rows = rows_of_notifications(log, start, limit, stop)
-        return rows if share is None else share.kept(rows)
+        return rows_of_notifications(log, start, limit, stop, share)
 
     def schema_lock(self) -> AbstractContextManager[None]:
         return no_lock()

@@ -14,7 +14,7 @@ from stemlog.errors import UnknownRunError
 from stemlog.model.facts import RunStarted, StepCompleted, StepStarted
 from stemlog.model.records import WorkflowKind
 from stemlog.model.run import Run
-from stemlog.store.base import Appended
+from stemlog.store.base import Appended, Share
 from stemlog.store.events import RunStore
 from stemlog.store.urls import parse_store_url
 from tests.contract.backends import OnMemory, OnPartitionedPostgres, OnPostgres, OnSQLite
@@ -125,6 +125,20 @@ class StoreContract:
         assert await store.blocking(store.read, head + 1, 100) == []
         two = await store.blocking(store.read, page[0].position, 2)
         assert [i.position for i in two] == [p.position for p in page[:2]]
+
+    async def test_shares_of_a_page_hold_each_run_once_in_log_order(self, store: RunStore) -> None:
+        runs = [new_run(partition_of=(0, store.partitions)) for _ in range(24)]
+        for run in runs:
+            run.start_step(("a", 0), 1, T)
+            await store.commit(run)
+        page = await store.blocking(store.read, 1, 1000)
+        shares = [Share.of(0, 5), Share.of(5, 16)]
+        parts = [await store.blocking(store.read, 1, 1000, None, 0, share) for share in shares]
+        for share, part in zip(shares, parts, strict=True):
+            assert [item.position for item in part] == sorted(item.position for item in part)
+            assert {str(item.fact.originator_id)[-1] for item in part} <= share.digits
+        merged = sorted((item for part in parts for item in part), key=lambda i: i.position)
+        assert merged == page  # every fact in exactly one share, decoded the same
 
     async def test_local_positions_are_known_once(self, store: RunStore) -> None:
         store.track_local()
