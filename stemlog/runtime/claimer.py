@@ -27,6 +27,7 @@ import anyio
 
 from stemlog.clock import Clock, from_micros
 from stemlog.errors import StoreUnavailableError, StoreWriteError
+from stemlog.model.state import RunState, step_label
 from stemlog.runtime.held import HeldClaims
 from stemlog.store.events import RunStore
 from stemlog.store.index import Claimed
@@ -191,3 +192,20 @@ class Claimer:
             if self._held:
                 with contextlib.suppress(StoreUnavailableError, StoreWriteError):
                     await self._store.renew()  # a missed heartbeat: the next one may land
+
+
+def log_takeover(state: RunState, previous: tuple[str, datetime] | None, now: datetime) -> None:
+    """Log a run whose step was under way when its worker stopped (it runs again);
+    ``previous`` is the claim that ran out, if the claim round saw it."""
+    if not state.in_flight or state.current is None:
+        return
+    since = state.step_started_at or state.updated_at or state.created_at
+    waited = (now - since).total_seconds()
+    whose = f"worker {previous[0]}" if previous is not None else "its worker"
+    fields = {"run_id": state.run_id, "workflow": state.workflow,
+              "step": step_label(state.current), "attempt": state.attempt}  # fmt: skip
+    logger.warning(
+        "run %s: step %s (attempt %d) was under way when %s stopped, %.1f s ago; "
+        "taking it over", state.run_id, step_label(state.current), state.attempt, whose,
+        waited, extra=fields,
+    )  # fmt: skip

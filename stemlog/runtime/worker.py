@@ -41,7 +41,6 @@ from stemlog.authoring.definition import WorkflowDefinition
 from stemlog.clock import Clock, from_micros
 from stemlog.errors import (
     InvalidPayloadError,
-    RunEndedError,
     StoreUnavailableError,
     StoreWriteError,
     UnknownRunError,
@@ -54,9 +53,10 @@ from stemlog.execution.session import RunSession
 from stemlog.model.children import CHILD_TOPIC_PREFIX
 from stemlog.model.run import Run, StaleDecisionError
 from stemlog.model.schedule import cancel_due, ready_at, runnable, waiting_topic
-from stemlog.model.state import RunState, StepKey, step_label
-from stemlog.runtime.claimer import STORE_RETRY, Claimer, sleep_then_cancel
+from stemlog.model.state import RunState
+from stemlog.runtime.claimer import STORE_RETRY, Claimer, log_takeover, sleep_then_cancel
 from stemlog.runtime.held import HeldClaims
+from stemlog.runtime.policies import Canceller, Policies
 from stemlog.runtime.run_cache import RunCache
 from stemlog.runtime.timers import Timers
 from stemlog.runtime.writes import ClaimingWriter, UnstoredStarts
@@ -64,7 +64,6 @@ from stemlog.store.events import RunStore
 from stemlog.store.index import Claimed, ClaimMode
 
 Resolver = Callable[[str, int], WorkflowDefinition | None]
-Canceller = Callable[[str, str], Awaitable[None]]
 Deliverer = Callable[[str], Awaitable[None]]
 Served = Callable[[], Sequence[str]]
 
@@ -112,7 +111,6 @@ class Worker:
         self.lease = timedelta(seconds=lease)
         self._concurrency = max(concurrency, 1)
         self._children = children
-        self._cancel = cancel
         self._deliver = deliver
         self.handler_limiter = CapacityLimiter(self._concurrency)
         self._send: MemoryObjectSendStream[str]
@@ -122,6 +120,7 @@ class Worker:
         self._held = HeldClaims()
         """Runs whose claim this worker holds (as its commits and claim rounds said)."""
         self._sessions: dict[str, RunSession] = {}
+        self._policies = Policies(store, clock, cancel, self._sessions)
         self._fresh: dict[str, Run] = {}
         self._again: set[str] = set()
         self._unstored = UnstoredStarts()
@@ -361,19 +360,6 @@ class Worker:
             logger.warning("run %s set aside as blocked: %s", run_id, reason,
                            extra={"run_id": run_id})  # fmt: skip
 
-    def _note_takeover(self, state: RunState, previous: tuple[str, datetime] | None) -> None:
-        """Log a run whose step was under way when its worker stopped (it runs again)."""
-        if not state.in_flight or state.current is None:
-            return
-        since = state.step_started_at or state.updated_at or state.created_at
-        waited = (self._clock.now() - since).total_seconds()
-        whose = f"worker {previous[0]}" if previous is not None else "its worker"
-        logger.warning(
-            "run %s: step %s (attempt %d) was under way when %s stopped, %.1f s ago; "
-            "taking it over", state.run_id, step_label(state.current), state.attempt, whose,
-            waited, extra=_extra(state, state.current, state.attempt),
-        )  # fmt: skip
-
     async def _drive_claimed(self, run: Run) -> Run:
         """Drive the claimed run; the aggregate as the drive left it."""
         state = run.state
@@ -382,11 +368,11 @@ class Worker:
         if cancel is not None:  # armed before a long step, so the policy can act during it
             self.timers.set_earlier(state.run_id, cancel.at)
         definition = self._resolve(state.workflow, state.workflow_version)
-        if definition is None or state.status.is_terminal or await self._enforce(state):
+        if definition is None or state.status.is_terminal or await self._policies.enforce(state):
             return run
         run = await self._deliver_child_outcome(run)
         state = run.state
-        self._note_takeover(state, previous_holder)
+        log_takeover(state, previous_holder, self._clock.now())
         session = self._sessions[state.run_id] = RunSession(
             run, ClaimingWriter(self._store, self._unstored)
         )
@@ -413,28 +399,6 @@ class Worker:
         await self._deliver(topic.removeprefix(CHILD_TOPIC_PREFIX))
         return await self._store.fast_forward(run)
 
-    async def _enforce(self, state: RunState) -> bool:
-        """Cancel the run if its cancellation policy says so now; whether it did."""
-        due = cancel_due(state)
-        if due is None or due.at > self._clock.now():
-            return False
-        with contextlib.suppress(RunEndedError, UnknownRunError):
-            await self._cancel(state.run_id, str(due.reason))
-        return True
-
-    def _policy_due(self, run_id: str, now: datetime) -> bool:
-        """Whether a run being driven may be due for cancellation by its policy."""
-        session = self._sessions.get(run_id)
-        if session is None:
-            return False  # not in a step: its next drive applies the policy first
-        due = cancel_due(session.state)
-        return due is not None and due.at <= now
-
-    async def _enforce_now(self, run_id: str) -> None:
-        """A timer fired while the run is being driven: the policy may cancel it mid-step."""
-        with contextlib.suppress(UnknownRunError, StoreUnavailableError, StoreWriteError):
-            await self._enforce((await self._store.load(run_id)).state)
-
     async def _fail_broken(self, run_id: str, error: BaseException) -> None:
         """A drive raised what no step or pass handles: fail that run, keep the worker."""
         logger.error("run %s failed: its drive raised %s", run_id, type(error).__name__,
@@ -454,8 +418,8 @@ class Worker:
             changed = self.timers.reset_changed()
             now = self._clock.now()
             for run_id in self.timers.pop_due(now):
-                if run_id in self._active and self._policy_due(run_id, now):
-                    group.start_soon(self._enforce_now, run_id)
+                if run_id in self._active and self._policies.due_during_step(run_id, now):
+                    group.start_soon(self._policies.enforce_now, run_id)
                 if run_id in self._held:
                     self.schedule(run_id)
             earliest = self.timers.earliest()
@@ -466,11 +430,3 @@ class Worker:
                 sleeper.start_soon(sleep_then_cancel, self._clock, earliest, sleeper.cancel_scope)
                 await changed.wait()
                 sleeper.cancel_scope.cancel()
-
-
-def _extra(state: RunState, step: StepKey | None, attempt: int | None) -> dict[str, object]:
-    """The fields every log record about a run carries."""
-    return {
-        "run_id": state.run_id, "workflow": state.workflow,
-        "step": None if step is None else step_label(step), "attempt": attempt,
-    }  # fmt: skip
