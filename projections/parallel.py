@@ -195,6 +195,8 @@ def help_rebuild(
                 with cycle_collection_paused():
                     channel.send(folder.fold(first, last))
                 previous_first = first
+                while channel.poll():  # read the positions told so far: they never pile up
+                    committed = channel.recv()
     except Exception as error:
         with contextlib.suppress(OSError):
             channel.send(f"{type(error).__name__}: {error}")
