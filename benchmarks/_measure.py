@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import _sqlcount
+import orjson
 import psycopg
 
 TICK = 1.0 / os.sysconf("SC_CLK_TCK")
@@ -41,6 +43,23 @@ def process_cpu(pid: int) -> float | None:
 def self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def stats_writer(counts: _sqlcount.Counts, path: Path) -> Callable[..., None]:
+    """A signal handler (also callable as it is) that writes this process's SQL counts,
+    CPU seconds, pid and how many times it wrote (``seq``) to ``path`` as JSON,
+    through a temporary file: readers never see half a file."""
+    writes = 0
+
+    def write(*_: Any) -> None:
+        nonlocal writes
+        writes += 1
+        snapshot = {**counts.snapshot(), "cpu": self_cpu(), "seq": writes, "pid": os.getpid()}
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(snapshot))
+        temporary.replace(path)
+
+    return write
 
 
 def _title(pid: str) -> str | None:

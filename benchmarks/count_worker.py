@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import cProfile
-import os
 import pstats
 import signal
 import sys
@@ -27,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import _sqlcount
-import orjson
-from _measure import self_cpu
+from _measure import stats_writer
 
 
 def main() -> None:
@@ -39,16 +37,7 @@ def main() -> None:
     parser.add_argument("--texts", action="store_true", help="keep statements by text")
     options = parser.parse_args(sys.argv[1:split])
     counts = _sqlcount.install(texts=options.texts)
-    dumps = 0
-
-    def dump(*_: Any) -> None:
-        nonlocal dumps
-        dumps += 1
-        snapshot = {**counts.snapshot(), "cpu": self_cpu(), "seq": dumps, "pid": os.getpid()}
-        temporary = options.stats.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps(snapshot))
-        temporary.replace(options.stats)  # readers never see half a file
-
+    dump = stats_writer(counts, options.stats)
     signal.signal(signal.SIGUSR1, dump)
     atexit.register(dump)
     if options.profile is not None:

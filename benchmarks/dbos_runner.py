@@ -35,7 +35,6 @@ reads the CPU of every process around exactly the timed part.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -47,7 +46,7 @@ from typing import Any
 import _sqlcount
 import orjson
 import psycopg
-from _measure import self_cpu
+from _measure import self_cpu, stats_writer
 
 DRIVER_THREADS = 8
 """Threads enqueuing and sending (DBOS's client API is synchronous)."""
@@ -92,15 +91,7 @@ def queue_worker(options: argparse.Namespace) -> None:
     import dbos_workflows as flows
     from dbos import DBOS
 
-    dumps = 0
-
-    def dump(*_: Any) -> None:
-        nonlocal dumps
-        dumps += 1
-        snapshot = {**counts.snapshot(), "cpu": self_cpu(), "seq": dumps, "pid": os.getpid()}
-        temporary = options.stats.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps(snapshot))
-        temporary.replace(options.stats)
+    dump = stats_writer(counts, options.stats)
 
     stop = threading.Event()
     signal.signal(signal.SIGUSR1, dump)

@@ -177,7 +177,7 @@ class Worker:
         waiter = self._unstored.add(run_id)
         self._held.committed(run_id, 0, True)  # the drive's commits take the claim
         self.schedule(run_id, run)
-        return await UnstoredStarts.stored(waiter)
+        return await waiter.stored()
 
     def claim_mode(self, run: Run) -> ClaimMode:
         """How a command of this app commits ``run``: take its claim for this worker

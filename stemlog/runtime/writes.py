@@ -25,20 +25,33 @@ from stemlog.model.run import Run
 from stemlog.store.events import RunStore
 from stemlog.store.index import ClaimMode
 
-Outcome = bool | BaseException
+Outcome = bool | Exception
 """How a first commit went: stored (``True``), not stored (``False``), or what it raised."""
 
 
 @final
-class _Waiter:
+class FirstCommit:
+    """What a start waits for: how its run's first commit went."""
+
     def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.outcome: Outcome = False
+        self._done = anyio.Event()
+        self._outcome: Outcome = False
 
     def settle(self, outcome: Outcome) -> None:
-        if not self.done.is_set():
-            self.outcome = outcome
-            self.done.set()
+        if not self._done.is_set():
+            self._outcome = outcome
+            self._done.set()
+
+    async def stored(self) -> bool:
+        """Whether the run's first commit stored it (``False``: nothing was).
+
+        Raises:
+            StoreUnavailableError, StoreWriteError: what that commit raised.
+        """
+        await self._done.wait()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome
 
 
 @final
@@ -47,27 +60,15 @@ class UnstoredStarts:
     waiting for their first commit."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, _Waiter] = {}
+        self._waiting: dict[str, FirstCommit] = {}
 
     def __contains__(self, run_id: object) -> bool:
         return run_id in self._waiting
 
-    def add(self, run_id: str) -> _Waiter:
+    def add(self, run_id: str) -> FirstCommit:
         """A start hands ``run_id`` over; what its first commit does settles the waiter."""
-        waiter = self._waiting[run_id] = _Waiter()
+        waiter = self._waiting[run_id] = FirstCommit()
         return waiter
-
-    @staticmethod
-    async def stored(waiter: _Waiter) -> bool:
-        """Whether the run's first commit stored it (``False``: nothing was).
-
-        Raises:
-            StoreUnavailableError, StoreWriteError: what that commit raised.
-        """
-        await waiter.done.wait()
-        if isinstance(waiter.outcome, BaseException):
-            raise waiter.outcome
-        return waiter.outcome
 
     def committed(self, runs: Sequence[Run], outcome: Outcome) -> None:
         """A drive's commit of ``runs`` went this way: settle their starts' waiters."""
