@@ -27,7 +27,7 @@ from stemlog.runtime.dispatch import Dispatcher
 from stemlog.runtime.read_side import ReadSide
 from stemlog.runtime.signals import RunSignals
 from stemlog.runtime.worker import Worker
-from stemlog.store.base import Backend
+from stemlog.store.base import Backend, Hints
 from stemlog.store.events import RunStore
 from stemlog.store.faults import Fault, classify, describe, unreachable_at_open
 from stemlog.store.index import served_key
@@ -66,7 +66,9 @@ class Runtime:
         self.tail = None if interval is None else PollingTail(
             store, self.dispatcher.appended, interval,
             wanted=self.tail_wanted, look_again=self.signals.look_again,
+            on_following=self._following_changed,
         )  # fmt: skip
+        self.hints: Hints | None = None
         self.signals.on_first_watch = self._first_watch
 
     def tail_wanted(self) -> bool:
@@ -83,6 +85,10 @@ class Runtime:
         tail = self.tail
         if tail is not None and not tail.following and self.tail_wanted():
             tail.wake()
+
+    def _following_changed(self) -> None:
+        if self.hints is not None:
+            self.hints.reconsider()
 
     def tail_following(self) -> bool:
         """Whether the tail reads the log now (what the log's hints are wanted for)."""
@@ -209,7 +215,7 @@ async def open_runtime(
                 await group.start(driver.run)
             await group.start(views.follow, backend.leadership(store))
             await group.start(runtime.catalog.run)
-            hints = backend.hints(store)
+            hints = runtime.hints = backend.hints(store)
             if hints is not None:
                 group.start_soon(functools.partial(
                     hints.run, runtime.log_hint, runtime.ready_hint,

@@ -146,6 +146,11 @@ class Hints(Protocol):
         for what is wanted."""
         ...
 
+    def reconsider(self) -> None:
+        """``wants_log()`` may have changed: look at it now rather than at the next
+        tick (any thread)."""
+        ...
+
 
 class PartitionedLog(Protocol):
     """The log as its partitions (one for memory and SQLite stores)."""

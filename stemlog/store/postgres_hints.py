@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import select
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +38,10 @@ _LISTEN_BACKOFF = 0.1
 _FOLLOW_SECONDS = 30.0
 """How long a process's say that it follows the log lasts (renewed while it does)."""
 _FOLLOW_RENEW_SECONDS = 10.0
-_LISTEN_TICK = 0.05
-"""Seconds between looks at which channels are wanted (no round trip: a wait on the
-connection's socket)."""
+_LISTEN_TICK = 1.0
+"""Seconds between looks at the channels wanted, besides the looks that
+:meth:`ListenHints.reconsider` asks for (a wait on the connection's socket; the
+renewal of ``stemlog_followers`` needs one every ``_FOLLOW_RENEW_SECONDS``)."""
 
 
 @final
@@ -55,6 +57,7 @@ class _Listening:
     on_ready: Callable[[], None]
     wants_log: Callable[[], bool]
     wants_ready: bool
+    waker: _Waker
 
     def wanted(self) -> set[str]:
         """The channels to listen on now."""
@@ -62,6 +65,34 @@ class _Listening:
         if self.wants_ready:
             channels.add(READY_CHANNEL)
         return channels
+
+
+@final
+class _Waker:
+    """Wakes the LISTEN thread from its wait on the socket (a socket pair: its read
+    end is waited on beside the connection)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+
+    def wake(self) -> None:
+        """Any thread: end the current wait now."""
+        with contextlib.suppress(OSError):  # full (a wake is pending anyway) or closed
+            self._write.send(b"\0")
+
+    def fileno(self) -> int:
+        return self._read.fileno()
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._read.recv(512):
+                pass
+
+    def close(self) -> None:
+        self._read.close()
+        self._write.close()
 
 
 def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[], bool]) -> None:
@@ -72,8 +103,8 @@ def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[
     Each listening backend wakes up (a transaction, CPU on the server) for each
     NOTIFY on its channels, its own process's included, so channels nobody here
     wants are not listened on: they are LISTENed to and UNLISTENed as the wish
-    changes (looked at every ``_LISTEN_TICK`` seconds; when log hints start, the
-    log is read once for what came before). NOTIFY is only a hint (whoever is
+    changes (looked at when the waker says so, and every ``_LISTEN_TICK``
+    seconds; when log hints start, the log is read once for what came before). NOTIFY is only a hint (whoever is
     woken reads or claims from the database, so nothing is missed); hints whose
     payload is this process's ``own`` name are its own appends', which it knows
     of already. The connection is its own (not the pool's), closed when the app
@@ -98,7 +129,7 @@ def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[
                         anyio.from_thread.run_sync(
                             listening.on_ready if ready else listening.on_log
                         )
-                    _wait_readable(connection, _LISTEN_TICK)
+                    _wait_readable(connection, listening.waker, _LISTEN_TICK)
         except psycopg.Error as error:
             if stopped():
                 return
@@ -109,8 +140,8 @@ def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[
             return  # the event loop has ended: the app closed
 
 
-def _wait_readable(connection: psycopg.Connection[Any], timeout: float) -> None:
-    """Sleep until the server sends something or ``timeout`` passes.
+def _wait_readable(connection: psycopg.Connection[Any], waker: _Waker, timeout: float) -> None:
+    """Sleep until the server sends something, ``waker`` is woken or ``timeout`` passes.
 
     Not ``connection.notifies(timeout=...)``: psycopg 3.3 waits for a deadline
     with millisecond polls and spins through the last millisecond, about 1 ms of
@@ -119,7 +150,8 @@ def _wait_readable(connection: psycopg.Connection[Any], timeout: float) -> None:
     came (and what an earlier statement on this connection received meanwhile).
     """
     with contextlib.suppress(OSError, ValueError):  # a closed socket: the read says so
-        select.select([connection.fileno()], [], [], timeout)
+        select.select([connection.fileno(), waker.fileno()], [], [], timeout)
+    waker.drain()
 
 
 @final
@@ -179,6 +211,7 @@ class ListenHints:
         self._own = recorder.origin
         self._follow = recorder.follow_statement
         self._unfollow = recorder.unfollow_statement
+        self._waker: _Waker | None = None
 
     async def run(
         self,
@@ -188,15 +221,27 @@ class ListenHints:
         wants_log: Callable[[], bool],
         wants_ready: bool,
     ) -> None:
+        waker = self._waker = _Waker()
         listening = _Listening(self._log_channels, self._own, self._follow, self._unfollow,
-                               on_log, on_ready, wants_log, wants_ready)  # fmt: skip
+                               on_log, on_ready, wants_log, wants_ready, waker)  # fmt: skip
         stop = False
+
+        def listen() -> None:
+            try:
+                _listen(self._settings, listening, lambda: stop)
+            finally:
+                waker.close()
+
         try:
-            await anyio.to_thread.run_sync(
-                _listen, self._settings, listening, lambda: stop, abandon_on_cancel=True
-            )
+            await anyio.to_thread.run_sync(listen, abandon_on_cancel=True)
         finally:
-            stop = True  # the thread ends within one tick
+            stop = True
+            waker.wake()  # the thread ends now, not at its next tick
+
+    def reconsider(self) -> None:
+        """Look at the channels wanted now (the tail started or stopped following)."""
+        if self._waker is not None:
+            self._waker.wake()
 
 
 @final

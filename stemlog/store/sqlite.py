@@ -284,3 +284,6 @@ class DataVersionHints:
             await anyio.to_thread.run_sync(watch, abandon_on_cancel=True)
         finally:
             stop = True
+
+    def reconsider(self) -> None:
+        """Nothing to do: ``data_version`` is watched whatever is wanted."""

@@ -45,12 +45,15 @@ class PollingTail:
         *,
         wanted: Callable[[], bool],
         look_again: Callable[[], None],
+        on_following: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._listener = listener
         self._interval = interval
         self._wanted = wanted
         self._look_again = look_again
+        self._on_following = on_following
+        """Called when the tail starts or stops following (the hints listen accordingly)."""
         self._positions: list[int] | None = None
         """Each partition's position; ``None`` while nobody wants the tail."""
         self._unwanted_since: float | None = None
@@ -82,6 +85,7 @@ class PollingTail:
             if self._positions is not None and self._lingered():
                 self._positions = None
                 store.track_local(False)
+                self._on_following()
             if self._positions is None:
                 return
         else:
@@ -94,6 +98,7 @@ class PollingTail:
                 for partition, head in enumerate(heads):
                     store.forget_local_through(partition, head)
                 self._positions = heads
+                self._on_following()
                 self._look_again()
             for partition in range(store.partitions):
                 await self._read_on(partition)
