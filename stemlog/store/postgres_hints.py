@@ -104,13 +104,13 @@ def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[
     NOTIFY on its channels, its own process's included, so channels nobody here
     wants are not listened on: they are LISTENed to and UNLISTENed as the wish
     changes (looked at when the waker says so, and every ``_LISTEN_TICK``
-    seconds; when log hints start, the log is read once for what came before). NOTIFY is only a hint (whoever is
-    woken reads or claims from the database, so nothing is missed); hints whose
-    payload is this process's ``own`` name are its own appends', which it knows
-    of already. The connection is its own (not the pool's), closed when the app
-    stops. When the server goes away the connection is made again with backoff,
-    and both callbacks are called once it is back, for what was appended
-    meanwhile.
+    seconds; when log hints start, the log is read once for what came before).
+    NOTIFY is only a hint (whoever is woken reads or claims from the database,
+    so nothing is missed); hints whose payload is this process's ``own`` name
+    are its own appends', which it knows of already. The connection is its own
+    (not the pool's), closed when the app stops. When the server goes away the
+    connection is made again with backoff, and both callbacks are called once it
+    is back, for what was appended meanwhile.
     """
     delay = _LISTEN_BACKOFF
     while not stopped():
@@ -122,13 +122,7 @@ def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[
                 anyio.from_thread.run_sync(listening.on_ready)
                 while not stopped():
                     subscription.refresh(connection)
-                    for notify in connection.notifies(timeout=0):
-                        if notify.payload == listening.own:
-                            continue  # this process's own append: it knows already
-                        ready = notify.channel == READY_CHANNEL
-                        anyio.from_thread.run_sync(
-                            listening.on_ready if ready else listening.on_log
-                        )
+                    _deliver(connection, listening)
                     _wait_readable(connection, listening.waker, _LISTEN_TICK)
         except psycopg.Error as error:
             if stopped():
@@ -138,6 +132,20 @@ def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[
             delay = min(delay * 2, 5.0)
         except RuntimeError:
             return  # the event loop has ended: the app closed
+
+
+def _deliver(connection: psycopg.Connection[Any], listening: _Listening) -> None:
+    """Read the notifications that came and call back once per kind, however many
+    came together (each call is a round trip to the event loop)."""
+    kinds = {
+        notify.channel == READY_CHANNEL
+        for notify in connection.notifies(timeout=0)
+        if notify.payload != listening.own  # this process's own append: it knows already
+    }
+    if True in kinds:
+        anyio.from_thread.run_sync(listening.on_ready)
+    if False in kinds:
+        anyio.from_thread.run_sync(listening.on_log)
 
 
 def _wait_readable(connection: psycopg.Connection[Any], waker: _Waker, timeout: float) -> None:
