@@ -52,6 +52,7 @@ class Runtime:
         *,
         worker: Worker | None,
         commands: Commands,
+        hints: Hints | None,
     ) -> None:
         self.store = store
         self.views = views
@@ -68,7 +69,9 @@ class Runtime:
             wanted=self.tail_wanted, look_again=self.signals.look_again,
             on_following=self._following_changed,
         )  # fmt: skip
-        self.hints: Hints | None = None
+        self.hints = hints
+        """Other processes' hints (``None``: nobody else can write), told when the tail
+        starts or stops following."""
         self.signals.on_first_watch = self._first_watch
 
     def tail_wanted(self) -> bool:
@@ -207,7 +210,9 @@ async def open_runtime(
             )  # fmt: skip
             commands.claim_mode = driver.claim_mode
             commands.start_here = driver.start_here
-        runtime = Runtime(store, views, registry, clock, worker=driver, commands=commands)
+        hints = backend.hints(store)
+        runtime = Runtime(store, views, registry, clock, worker=driver, commands=commands,
+                          hints=hints)  # fmt: skip
         store.add_listener(runtime.dispatcher.appended)
         raised: BaseException | None = None
         async with anyio.create_task_group() as group:
@@ -215,7 +220,6 @@ async def open_runtime(
                 await group.start(driver.run)
             await group.start(views.follow, backend.leadership(store))
             await group.start(runtime.catalog.run)
-            hints = runtime.hints = backend.hints(store)
             if hints is not None:
                 group.start_soon(functools.partial(
                     hints.run, runtime.log_hint, runtime.ready_hint,

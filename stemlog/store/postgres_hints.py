@@ -137,14 +137,17 @@ def _listen(settings: dict[str, Any], listening: _Listening, stopped: Callable[[
 def _deliver(connection: psycopg.Connection[Any], listening: _Listening) -> None:
     """Read the notifications that came and call back once per kind, however many
     came together (each call is a round trip to the event loop)."""
-    kinds = {
-        notify.channel == READY_CHANNEL
-        for notify in connection.notifies(timeout=0)
-        if notify.payload != listening.own  # this process's own append: it knows already
-    }
-    if True in kinds:
+    ready = logged = False
+    for notify in connection.notifies(timeout=0):
+        if notify.payload == listening.own:
+            continue  # this process's own append: it knows already
+        if notify.channel == READY_CHANNEL:
+            ready = True
+        else:
+            logged = True
+    if ready:
         anyio.from_thread.run_sync(listening.on_ready)
-    if False in kinds:
+    if logged:
         anyio.from_thread.run_sync(listening.on_log)
 
 

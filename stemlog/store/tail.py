@@ -45,7 +45,7 @@ class PollingTail:
         *,
         wanted: Callable[[], bool],
         look_again: Callable[[], None],
-        on_following: Callable[[], None] = lambda: None,
+        on_following: Callable[[], None],
     ) -> None:
         self._store = store
         self._listener = listener
