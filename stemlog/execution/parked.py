@@ -18,15 +18,13 @@ interrupt at the ``await`` it parked on, and ``finally`` blocks run).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Any, Generic, TypeVar, final
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from stemlog.authoring.context import ScriptStepContext, ScriptStepHandler
 from stemlog.authoring.definition import ScriptRun
@@ -49,6 +47,7 @@ from stemlog.execution.steps import run_step
 from stemlog.model.state import RunState, StepKey
 
 logger = logging.getLogger("stemlog.worker")
+T = TypeVar("T")
 
 
 class _Abandoned(RunInterrupt):
@@ -85,39 +84,67 @@ class _Report:
 
 
 @final
+class _Baton(Generic[T]):
+    """A one-slot hand-off from one task to another: the latest value put wins.
+
+    The drive and the script task take turns, so a slot never holds two values
+    that both matter; the one exception, giving an execution up, must win over
+    a drive not yet taken. ``put`` never waits and ``take`` costs one trip
+    through the event loop (an ``anyio.Event``), where a memory object stream
+    costs a checkpoint at each end besides, on every step of every script.
+    """
+
+    __slots__ = ("_arrived", "_value")
+
+    def __init__(self) -> None:
+        self._arrived = anyio.Event()
+        self._value: T | None = None
+
+    def put(self, value: T) -> None:
+        self._value = value
+        self._arrived.set()
+
+    async def take(self) -> T | None:
+        """The value put since the last take, waiting for one."""
+        await self._arrived.wait()
+        value, self._value = self._value, None
+        self._arrived = anyio.Event()
+        return value
+
+
+@final
 class ScriptExecution:
     """One run of a script's ``run`` in a task of its own, driven drive by drive."""
 
     def __init__(self, run_id: str, run: ScriptRun) -> None:
         self.run_id = run_id
         self._run = run
-        self._drives: tuple[
-            MemoryObjectSendStream[Drive | None], MemoryObjectReceiveStream[Drive | None]
-        ] = anyio.create_memory_object_stream[Drive | None](1)
-        self._reports: tuple[
-            MemoryObjectSendStream[_Report], MemoryObjectReceiveStream[_Report]
-        ] = anyio.create_memory_object_stream[_Report](1)
+        self._drives = _Baton[Drive | None]()
+        """The next drive for the script task; ``None`` gives the execution up."""
+        self._reports = _Baton[_Report]()
         self.drive: Drive | None = None
         self.mark: _Mark | None = None
         """Set while parked: the state's steps as they were when it parked."""
 
-    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """The script task: wait for the first drive, then run ``run`` to its end."""
-        send_reports = self._reports[0]
-        with self._drives[1], send_reports:
-            task_status.started()
-            drive = await self._drives[1].receive()
+    async def serve(self) -> None:
+        """The script task: wait for the first drive, then run ``run`` to its end.
+
+        It reports to the drive however it ends; cancelled (the worker stops), it
+        reports :class:`StopDrive`, so a drive waiting on it stops too.
+        """
+        report = _Report(True, StopDrive())
+        try:
+            drive = await self._drives.take()
             if drive is None:
                 return
             self.drive = drive
-            try:
-                report = await self._execute()
-            except BaseException as error:
-                if is_cancellation(error):
-                    raise
-                report = _Report(True, error)
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await send_reports.send(report)
+            report = await self._execute()
+        except BaseException as error:
+            if is_cancellation(error):
+                raise
+            report = _Report(True, error)
+        finally:
+            self._reports.put(report)
 
     async def advance(self, drive: Drive) -> bool:
         """Run the script with ``drive`` until it parks again (``False``) or ends (``True``).
@@ -125,8 +152,9 @@ class ScriptExecution:
         Raises:
             StopDrive: the run moved on under the drive.
         """
-        await self._drives[0].send(drive)
-        report = await self._reports[1].receive()
+        self._drives.put(drive)
+        report = await self._reports.take()
+        assert report is not None, "the script task reports to each drive"
         if report.error is not None:
             raise report.error
         return report.finished
@@ -139,8 +167,8 @@ class ScriptExecution:
         """
         assert self.drive is not None, "parked only by a running execution"
         self.mark = _Mark.of(self.drive.session.state)
-        await self._reports[0].send(_Report(False))
-        drive = await self._drives[1].receive()
+        self._reports.put(_Report(False))
+        drive = await self._drives.take()
         if drive is None:
             raise _Abandoned
         self.drive, self.mark = drive, None
@@ -151,13 +179,8 @@ class ScriptExecution:
         return self.mark is not None and self.mark == _Mark.of(state) and not state.in_flight
 
     def abandon(self) -> None:
-        """Give the execution up (its task unwinds from where it parked)."""
-        with contextlib.suppress(
-            anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
-        ):
-            self._drives[0].send_nowait(None)
-        self._drives[0].close()
-        self._reports[1].close()
+        """Give the execution up (its task unwinds from where it parked, or ends at once)."""
+        self._drives.put(None)
 
     async def _execute(self) -> _Report:
         script = ScriptContext(_ParkingSteps(self))
@@ -247,12 +270,12 @@ class ParkedScripts:
                 execution.abandon()
             self._parked.clear()
 
-    async def begin(self, run_id: str, run: ScriptRun) -> ScriptExecution:
+    def begin(self, run_id: str, run: ScriptRun) -> ScriptExecution:
         """A new execution of ``run`` (it waits for its first drive)."""
         group = self._group
         assert group is not None, "script tasks run while the worker serves"
         execution = ScriptExecution(run_id, run)
-        await group.start(execution.serve)
+        group.start_soon(execution.serve)  # it takes its first drive when one is put
         return execution
 
     def take(self, run_id: str, state: RunState) -> ScriptExecution | None:

@@ -28,13 +28,13 @@ async def run_script(drive: Drive, scripts: ParkedScripts | None = None) -> None
     if scripts is None:
         async with anyio.create_task_group() as group:
             execution = ScriptExecution(run_id, run)
-            await group.start(execution.serve)
+            group.start_soon(execution.serve)
             try:
                 await execution.advance(drive)
             finally:
                 execution.abandon()
         return
-    execution = scripts.take(run_id, drive.session.state) or await scripts.begin(run_id, run)
+    execution = scripts.take(run_id, drive.session.state) or scripts.begin(run_id, run)
     try:
         finished = await execution.advance(drive)
     except BaseException:

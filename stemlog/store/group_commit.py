@@ -89,39 +89,44 @@ class GroupCommit:
     async def _lead(self) -> None:
         self._writing = True
         try:
-            with CancelScope(shield=True):
-                batch, self._queue = self._queue, []
-                await self._write_batch(batch)
-                for submission in batch:
-                    submission.finished = True
-                    if submission.wake is not None:
-                        submission.wake.set()
-                self._announce(batch)
+            batch, self._queue = self._queue, []
+            if not self._written_inline(batch):
+                with CancelScope(shield=True):  # a write that went away always finishes
+                    await self._write_away(batch)
+            for submission in batch:
+                submission.finished = True
+                if submission.wake is not None:
+                    submission.wake.set()
+            self._announce(batch)
         finally:
             self._writing = False
             if self._queue and self._queue[0].wake is not None:
                 self._queue[0].wake.set()  # hand the lead to the next submitter
 
-    async def _write_batch(self, batch: list[Submission]) -> None:
-        """Write the batch, on the event loop or in a thread, retrying while the
-        store is away; a write that finally fails fails every submission."""
+    def _written_inline(self, batch: list[Submission]) -> bool:
+        """Write the batch on the event loop if :meth:`_inline` says so (no await, so
+        nothing can cancel it: no shield to pay for); ``False`` if it must go away."""
+        if not self._inline(batch):
+            return False
         try:
-            if self._inline(batch):
-                try:
-                    self._write(batch)
-                    return
-                except Exception as error:
-                    if classify(error) is None:
-                        raise
-                    # The store is away or refusing: go the way that waits and retries.
+            self._write(batch)
+        except Exception as error:
+            if classify(error) is None:
+                _fail(batch, error)
+                return True
+            return False  # the store is away or refusing: go the way that waits and retries
+        return True
+
+    async def _write_away(self, batch: list[Submission]) -> None:
+        """Write the batch in a thread, retrying while the store is away; a write that
+        finally fails fails every submission."""
+        try:
             await self._in_thread(self._write, batch)
             # Nobody joined or queued while this lone write was away: quiet.
             alone = len(batch) == 1 and not self._queue
             self._quiet = self._quiet + 1 if alone else 0
         except Exception as error:
-            for submission in batch:
-                if submission.positions is None and submission.outcome is None:
-                    submission.outcome = error
+            _fail(batch, error)
 
     def _inline(self, batch: list[Submission]) -> bool:
         """Whether to write this batch on the event loop: a lone submission while the
@@ -137,3 +142,9 @@ class GroupCommit:
             return False
         self._inline_writes += 1
         return self._inline_writes % _PROBE_EVERY != 0
+
+
+def _fail(batch: list[Submission], error: Exception) -> None:
+    for submission in batch:
+        if submission.positions is None and submission.outcome is None:
+            submission.outcome = error

@@ -1,0 +1,108 @@
+"""A worker keeps a suspended script's execution parked and continues it on resume.
+
+``run`` is entered once per worker while its execution stays parked (its locals
+intact); an execution given up (evicted, or its worker stopping) unwinds
+through its ``finally`` blocks, and the next drive enters ``run`` again from its
+top, answering the completed steps from the log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import anyio
+import pytest
+
+from stemlog import RunStatus, WorkflowApp, WorkflowScript
+from stemlog.runtime import worker
+
+pytestmark = pytest.mark.anyio
+
+
+def waiting_script(name: str, entered: list[str], unwound: list[str]) -> WorkflowScript:
+    """A script that takes a step, waits for ``go`` twice, and returns its locals."""
+
+    async def run(script: Any) -> Any:
+        run_id = script.param("id")
+        entered.append(run_id)
+        seen: list[Any] = [await script.step("one", lambda ctx: 1)]
+        try:
+            seen.append(await script.wait_for_event(f"go.{run_id}"))
+            seen.append(await script.wait_for_event(f"go.{run_id}"))
+        finally:
+            unwound.append(run_id)
+        return seen
+
+    return WorkflowScript(name, run=run)
+
+
+async def until_waiting(app: WorkflowApp, run_id: str, topic: str) -> None:
+    with anyio.fail_after(10):
+        while run_id not in await app.runs_waiting_on(topic):
+            await anyio.sleep(0.005)
+
+
+async def test_a_resumed_script_continues_where_it_parked(store_url: str) -> None:
+    entered: list[str] = []
+    unwound: list[str] = []
+    script = waiting_script("parked.continue", entered, unwound)
+    async with WorkflowApp.open(store_url) as app:
+        app.register_scripts([script])
+        run_id = await app.start(script, {"id": "a"})
+        for payload in ("x", "y"):
+            await until_waiting(app, run_id, "go.a")
+            assert await app.emit("go.a", payload) == [run_id]
+        result = await app.wait_for(run_id, timeout=10)
+    assert result.status is RunStatus.COMPLETED
+    assert result.value == [1, "x", "y"]
+    assert entered == ["a"]  # one entry: each resume continued the parked execution
+    assert unwound == ["a"]
+
+
+async def test_a_script_given_up_unwinds_and_is_entered_again(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "PARKED_SCRIPTS", 1)  # room for 4 × concurrency = 4
+    entered: list[str] = []
+    unwound: list[str] = []
+    script = waiting_script("parked.evicted", entered, unwound)
+    ids = [f"r{i}" for i in range(6)]
+    async with WorkflowApp.open(store_url, concurrency=1) as app:
+        app.register_scripts([script])
+        runs: dict[str, str] = {}
+        for name in ids:
+            runs[name] = await app.start(script, {"id": name})
+            await until_waiting(app, runs[name], f"go.{name}")
+        assert sorted(unwound) == ["r0", "r1"]  # the two least recently parked
+        for name, run_id in runs.items():
+            assert await app.emit(f"go.{name}", name) == [run_id]
+            await until_waiting(app, run_id, f"go.{name}")
+            assert await app.emit(f"go.{name}", "done") == [run_id]
+            result = await app.wait_for(run_id, timeout=10)
+            assert result.value == [1, name, "done"]
+    entries = Counter(entered)
+    assert entries["r0"] == entries["r1"] == 2  # the evicted two were entered again
+    assert set(entries) == set(ids)
+    assert Counter(unwound) == entries  # every entry unwound once: given up, or at its end
+
+
+async def test_a_stopping_worker_unwinds_its_parked_scripts(durable_url: str) -> None:
+    entered: list[str] = []
+    unwound: list[str] = []
+    script = waiting_script("parked.stop", entered, unwound)
+    async with WorkflowApp.open(durable_url) as app:
+        app.register_scripts([script])
+        run_id = await app.start(script, {"id": "s"})
+        await until_waiting(app, run_id, "go.s")
+        assert unwound == []
+    assert unwound == ["s"]  # closing the app gave the parked execution up
+    async with WorkflowApp.open(durable_url) as app:
+        app.register_scripts([script])
+        await until_waiting(app, run_id, "go.s")
+        assert await app.emit("go.s", "x") == [run_id]
+        await until_waiting(app, run_id, "go.s")
+        assert await app.emit("go.s", "y") == [run_id]
+        result = await app.wait_for(run_id, timeout=10)
+    assert result.value == [1, "x", "y"]
+    assert entered == ["s", "s"]  # entered again by the new worker, the step not run again
