@@ -1,6 +1,7 @@
 """Putting a batch of submissions into the store: one transaction for the facts of
-every run in it and their run-index rows; after a conflict, each submission on
-its own, so only the run that conflicted is told so.
+every run in it and their run-index rows. After a conflict, the submissions of
+the runs whose versions the store found taken are told so, and the rest of the
+batch is written together again.
 
 Blocking: the group commit calls :meth:`Appender.write` on the event loop or in
 the writer's thread (:mod:`stemlog.store.group_commit`).
@@ -42,11 +43,18 @@ class Appender:
         self._store = store
 
     def write(self, batch: list[Submission]) -> None:
-        """Write the batch in one transaction; after a conflict, each submission on
-        its own. Store faults are raised (the caller retries the unwritten ones)."""
-        batch = [s for s in batch if s.positions is None and s.outcome is None]
-        if not batch:
-            return
+        """Write the batch in one transaction; after a conflict, the submissions of the
+        runs that conflicted each on its own and the rest together again. Store
+        faults are raised (the caller retries the unwritten ones)."""
+        together = [s for s in batch if s.positions is None and s.outcome is None]
+        for submission in together:
+            submission.tries += 1
+        while together:
+            together = self._write_together(together)
+
+    def _write_together(self, batch: list[Submission]) -> list[Submission]:
+        """Write ``batch`` in one transaction; after a conflict, what to write together
+        again (see :meth:`_write_around`)."""
         now = self._store.clock.now()
         for submission in batch:
             submission.entries = [
@@ -58,10 +66,8 @@ class Appender:
                 [event for submission in batch for event in submission.events],
                 [entry for submission in batch for entry in submission.entries],
             )
-        except IntegrityError:
-            for submission in batch:
-                self._write_alone(submission)
-            return
+        except IntegrityError as error:
+            return self._write_around(batch, getattr(error, "run_ids", frozenset()))
         for submission in batch:
             submission.positions, positions = (
                 positions[: len(submission.events)],
@@ -69,6 +75,7 @@ class Appender:
             )
             submission.held = result.held
             submission.claimable = result.claimable
+        return []
 
     def _put(
         self, events: list[Any], entries: list[IndexEntry]
@@ -89,6 +96,31 @@ class Appender:
         for index, position in zip(order, result.positions, strict=True):
             placed[index] = (parts[index], position)
         return placed, result
+
+    def _write_around(self, batch: list[Submission], taken: frozenset[UUID]) -> list[Submission]:
+        """After a conflict, settle the submissions touching a run whose version another
+        writer took, and return the rest, to be written together again: one more
+        transaction, where writing every submission alone cost one each.
+
+        On its first try a submission touching a taken version conflicted; after
+        a store fault it may have been stored by the try whose reply was lost, so
+        it is written alone to tell. When the store named no run of the batch
+        (two submissions of the batch took the same version), every submission
+        goes alone.
+        """
+        touching: list[Submission] = []
+        rest: list[Submission] = []
+        for submission in batch:
+            touched = any(event.originator_id in taken for event in submission.events)
+            (touching if touched else rest).append(submission)
+        if not touching:
+            touching, rest = rest, []
+        for submission in touching:
+            if submission.tries == 1 and taken:
+                submission.outcome = CONFLICT
+            else:
+                self._write_alone(submission)
+        return rest
 
     def _write_alone(self, submission: Submission) -> None:
         try:

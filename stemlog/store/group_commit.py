@@ -42,6 +42,8 @@ class Submission:
     events: list[Any]
     modes: list[ClaimMode]
     finished: bool = False
+    tries: int = 0
+    """Writes attempted (a store fault between them may have hidden a commit)."""
     outcome: object = None
     """``None`` (stored), ``CONFLICT``, or the exception the write raised."""
     positions: list[tuple[int, int]] | None = None

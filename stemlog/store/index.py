@@ -37,6 +37,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Protocol, final
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from stemlog.clock import to_micros
 from stemlog.model.children import CHILD_TOPIC_PREFIX, child_topic
@@ -254,6 +257,46 @@ class AppendResult:
     claimable: bool
 
 
+class AppendConflict(IntegrityError):
+    """An append found a run's version taken: another writer appended to it first.
+
+    ``run_ids`` are the runs whose versions were taken, as far as the store can
+    tell (empty: it cannot); the other facts of the batch were not at fault.
+    """
+
+    def __init__(self, message: str, run_ids: frozenset[UUID]) -> None:
+        super().__init__(message)
+        self.run_ids = run_ids
+
+
+class VersionReader(Protocol):
+    """The part of an eventsourcing recorder :func:`taken_runs` needs."""
+
+    def select_events(
+        self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
+        desc: bool = False, limit: int | None = None,
+    ) -> Sequence[StoredEvent]: ...  # fmt: skip
+
+
+def taken_runs(recorder: VersionReader, stored_events: Sequence[StoredEvent]) -> frozenset[UUID]:
+    """The runs among ``stored_events`` whose first version is already stored.
+
+    For stores without round trips (SQLite, memory), after an append failed on a
+    taken version: a run's facts of one append have consecutive versions, so a
+    run that conflicted has its first one taken. Two appends of one batch that
+    both took the same version show no stored fact: not named.
+    """
+    first: dict[UUID, int] = {}
+    for event in stored_events:
+        uuid = event.originator_id if isinstance(event.originator_id, UUID) else UUID(
+            str(event.originator_id))  # fmt: skip
+        first.setdefault(uuid, event.originator_version)
+    return frozenset(
+        uuid for uuid, version in first.items()
+        if recorder.select_events(uuid, gt=version - 1, lte=version, limit=1)
+    )  # fmt: skip
+
+
 class IndexedRecorder(Protocol):
     """A recorder that appends facts with their index entries in one transaction,
     and answers the index's questions (blocking calls)."""
@@ -272,8 +315,10 @@ class IndexedRecorder(Protocol):
         in the events' order.
 
         Raises:
-            eventsourcing.persistence.IntegrityError: a run's version was taken
-                (another writer appended to it first); nothing is written.
+            AppendConflict: a run's version was taken (another writer appended to
+                it first); nothing is written. It names the runs that conflicted
+                when the store can tell, so the rest of a batch is written again
+                together.
         """
         ...
 

@@ -14,7 +14,12 @@ from typing import final
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder, StoredEvent
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    IntegrityError,
+    StoredEvent,
+)
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from stemlog.store.base import (
@@ -28,7 +33,14 @@ from stemlog.store.base import (
     rows_of_notifications,
 )
 from stemlog.store.catalog import Catalog, MemoryCatalog
-from stemlog.store.index import AppendResult, ClaimRound, IndexEntry, IndexRow
+from stemlog.store.index import (
+    AppendConflict,
+    AppendResult,
+    ClaimRound,
+    IndexEntry,
+    IndexRow,
+    taken_runs,
+)
 from stemlog.store.memory_index import MemoryIndex
 
 
@@ -51,9 +63,12 @@ class IndexedPOPORecorder(POPOApplicationRecorder):
         claim_until: int,
         now: int,
     ) -> AppendResult:
-        with self._database_lock:
-            positions = self._insert_events(stored_events) or []
-            settled = self.index.put(entries, owner, claim_until, now, appending=True)
+        try:
+            with self._database_lock:
+                positions = self._insert_events(stored_events) or []
+                settled = self.index.put(entries, owner, claim_until, now, appending=True)
+        except IntegrityError as error:
+            raise AppendConflict(str(error), taken_runs(self, stored_events)) from error
         return AppendResult(list(positions), settled.held, settled.claimable)
 
     def put_index(

@@ -26,13 +26,14 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from stemlog.model.children import child_topic
 from stemlog.store.catalog import CATALOG_TABLE, catalog_ddl
 from stemlog.store.index import (
+    AppendConflict,
     AppendResult,
     Claimed,
     ClaimMode,
@@ -259,6 +260,8 @@ class StemlogPostgresRecorder(OnceRecorder):
         """This process's name in its NOTIFY payloads (its own hints are not news to it)."""
         self._writer: psycopg.Connection[Any] | None = None
         self._writer_lock = threading.Lock()
+        self._event_tables: list[Composed] = []
+        """Each partition's events table (set with the append function)."""
         self._names: dict[str, Composable] = {
             "index": _qualified(datastore, INDEX_TABLE),
             "meta": _qualified(datastore, "stemlog_run_index_meta"),
@@ -292,7 +295,9 @@ class StemlogPostgresRecorder(OnceRecorder):
             )
             for number, (table, channel) in enumerate(partitions)
         ]
-        first = SQL("{0}.{1}").format(schema, Identifier(partitions[0][0]))
+        self._event_tables = [SQL("{0}.{1}").format(schema, Identifier(table))
+                              for table, _ in partitions]  # fmt: skip
+        first = self._event_tables[0]
         names = {**self._names, "partitions": SQL("").join(blocks), "first_table": first}
         statement = SQL(_APPEND).format(**names)
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:
@@ -338,7 +343,11 @@ class StemlogPostgresRecorder(OnceRecorder):
             inserting,
             self.origin,
         )
-        row = self._write(self._call_append, params)
+        try:
+            row = self._write(self._call_append, params)
+        except AppendConflict as conflict:
+            taken = self._taken(stored_events, partitions)
+            raise AppendConflict(str(conflict), taken) from conflict
         return AppendResult(list(row["ids"] or []), frozenset(row["held"] or ()),
                             bool(row["claimable"]))  # fmt: skip
 
@@ -430,7 +439,7 @@ class StemlogPostgresRecorder(OnceRecorder):
                     cursor.execute(statement, params, prepare=True)
                     return cursor.fetchone()
             except psycopg.IntegrityError as error:
-                raise IntegrityError(str(error)) from error
+                raise AppendConflict(str(error), frozenset()) from error
             except psycopg.Error:
                 if connection is not None and connection.broken:
                     self._writer = None
@@ -453,6 +462,26 @@ class StemlogPostgresRecorder(OnceRecorder):
             connection, self._writer = self._writer, None
         if connection is not None:
             connection.close()
+
+    def _taken(
+        self, stored_events: Sequence[StoredEvent], partitions: Sequence[int]
+    ) -> frozenset[UUID]:
+        """The runs whose version in ``stored_events`` another writer has stored: one
+        statement over the partitions concerned (after an append failed on a taken
+        version, which PostgreSQL reports for the first one only)."""
+        wanted: dict[int, tuple[list[UUID], list[int]]] = {}
+        for event, partition in zip(stored_events, partitions, strict=True):
+            ids, versions = wanted.setdefault(partition, ([], []))
+            ids.append(UUID(str(event.originator_id)))
+            versions.append(event.originator_version)
+        selects = [
+            SQL("SELECT originator_id FROM {0} WHERE (originator_id, originator_version) IN "
+                "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))").format(self._event_tables[n])
+            for n in wanted
+        ]  # fmt: skip
+        params = [array for pair in wanted.values() for array in pair]
+        rows = self._fetch(SQL(" UNION ").join(selects), params)
+        return frozenset(row["originator_id"] for row in rows)
 
     def _fetch(self, statement: Composed, params: Any) -> list[Any]:
         """One autocommitted statement (no BEGIN, no ROLLBACK), its rows."""

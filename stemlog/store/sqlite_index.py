@@ -15,11 +15,12 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from stemlog.store.catalog import CATALOG_TABLE, catalog_ddl
 from stemlog.store.index import (
+    AppendConflict,
     AppendResult,
     Claimed,
     ClaimRound,
@@ -28,6 +29,7 @@ from stemlog.store.index import (
     Settled,
     due_of,
     settle,
+    taken_runs,
     touched_ids,
 )
 
@@ -75,9 +77,12 @@ class IndexedSQLiteRecorder(SQLiteApplicationRecorder):
         claim_until: int,
         now: int,
     ) -> AppendResult:
-        with self.datastore.transaction(commit=True) as cursor:
-            positions = self._insert_events(cursor, stored_events) or []
-            settled = self._settle(cursor, entries, owner, claim_until, now, appending=True)
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                positions = self._insert_events(cursor, stored_events) or []
+                settled = self._settle(cursor, entries, owner, claim_until, now, appending=True)
+        except IntegrityError as error:
+            raise AppendConflict(str(error), taken_runs(self, stored_events)) from error
         return AppendResult(list(positions), settled.held, settled.claimable)
 
     def put_index(

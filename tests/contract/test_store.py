@@ -14,8 +14,11 @@ from stemlog.errors import UnknownRunError
 from stemlog.model.facts import RunStarted, StepCompleted, StepStarted
 from stemlog.model.records import WorkflowKind
 from stemlog.model.run import Run
+from stemlog.store.appender import Appender
 from stemlog.store.base import Appended, Share
 from stemlog.store.events import RunStore
+from stemlog.store.group_commit import CONFLICT, Submission
+from stemlog.store.index import ClaimMode
 from stemlog.store.urls import parse_store_url
 from tests.contract.backends import OnMemory, OnPartitionedPostgres, OnPostgres, OnSQLite
 
@@ -112,6 +115,63 @@ class StoreContract:
         announced = [item.fact for appended in seen for item in appended.facts]
         assert {str(f.originator_id) for f in announced} >= {r.state.run_id for r in runs}
         assert all(appended.local for appended in seen)
+
+    async def test_after_a_conflict_the_rest_of_a_batch_is_written_together(
+        self, store: RunStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        stale = new_run()
+        await store.commit(stale)
+        twin = await store.load(stale.state.run_id)
+        twin.start_step(("x", 0), 1, T)
+        await store.commit(twin)
+        stale.start_step(("y", 0), 1, T)  # version 2 is taken: this one conflicts
+        runs = [new_run(f"w{i}") for i in range(6)]
+        batch = [
+            Submission([run], list(run.collect_events()), [ClaimMode.KEEP])
+            for run in [*runs[:3], stale, *runs[3:]]
+        ]
+        appends: list[int] = []
+        append = store.index.append
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            appends.append(len(args[0]))
+            return append(*args, **kwargs)
+
+        monkeypatch.setattr(store.index, "append", counted)
+        await store.blocking(Appender(store).write, batch)
+        assert [s.outcome for s in batch] == [None] * 3 + [CONFLICT] + [None] * 3
+        # The batch, then the six others together: the one that conflicted is told so.
+        assert appends == [7, 6]
+        for run in runs:
+            assert (await store.load(run.state.run_id)).version == 1
+        assert (await store.load(stale.state.run_id)).state.current == ("x", 0)
+
+    async def test_two_writes_of_one_version_in_a_batch_one_wins(self, store: RunStore) -> None:
+        run = new_run()
+        await store.commit(run)
+        first, second = await store.load(run.state.run_id), await store.load(run.state.run_id)
+        first.start_step(("a", 0), 1, T)
+        second.start_step(("b", 0), 1, T)
+        other = new_run()
+        batch = [Submission([r], list(r.collect_events()), [ClaimMode.KEEP])
+                 for r in (first, other, second)]  # fmt: skip
+        await store.blocking(Appender(store).write, batch)
+        assert [s.outcome for s in batch] == [None, None, CONFLICT]
+        assert (await store.load(run.state.run_id)).state.current == ("a", 0)
+        assert (await store.load(other.state.run_id)).version == 1
+
+    async def test_a_write_tried_again_after_a_lost_reply_is_found_stored(
+        self, store: RunStore
+    ) -> None:
+        runs = [new_run(f"w{i}") for i in range(3)]
+        batch = [Submission([r], list(r.collect_events()), [ClaimMode.KEEP]) for r in runs]
+        appender = Appender(store)
+        await store.blocking(appender.write, batch)
+        head = await store.blocking(store.head)
+        batch[1].positions = None  # as if the reply of its commit had been lost
+        await store.blocking(appender.write, batch)
+        assert batch[1].outcome is None and batch[1].positions == []  # stored before
+        assert await store.blocking(store.head) == head
 
     async def test_the_log_reads_in_position_order(self, store: RunStore) -> None:
         runs = [new_run(partition_of=(0, store.partitions)) for _ in range(5)]
