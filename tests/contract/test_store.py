@@ -39,6 +39,29 @@ def new_run(workflow: str = "w", *, partition_of: tuple[int, int] | None = None)
     )  # fmt: skip
 
 
+async def rivals(store: RunStore) -> tuple[Run, Run, Run]:
+    """A stored run and two loads of it, each with its next fact: a step ``a``
+    started, a step ``b`` started (both take version 2)."""
+    run = new_run()
+    await store.commit(run)
+    first, second = await store.load(run.state.run_id), await store.load(run.state.run_id)
+    first.start_step(("a", 0), 1, T)
+    second.start_step(("b", 0), 1, T)
+    return run, first, second
+
+
+async def stale_run(store: RunStore) -> Run:
+    """A run whose next fact (a step ``y`` started) conflicts: another writer took
+    its version 2 (a step ``x`` started)."""
+    stale = new_run()
+    await store.commit(stale)
+    twin = await store.load(stale.state.run_id)
+    twin.start_step(("x", 0), 1, T)
+    await store.commit(twin)
+    stale.start_step(("y", 0), 1, T)
+    return stale
+
+
 class StoreContract:
     @pytest.fixture
     async def store(self, url: str) -> AsyncIterator[RunStore]:
@@ -77,11 +100,7 @@ class StoreContract:
             await store.load("not a uuid")
 
     async def test_a_stale_writer_loses_and_writes_nothing(self, store: RunStore) -> None:
-        run = new_run()
-        await store.commit(run)
-        first, second = await store.load(run.state.run_id), await store.load(run.state.run_id)
-        first.start_step(("a", 0), 1, T)
-        second.start_step(("b", 0), 1, T)
+        run, first, second = await rivals(store)
         assert await store.commit(first)
         head = await store.blocking(store.head)
         assert not await store.commit(second)
@@ -94,12 +113,7 @@ class StoreContract:
         runs = [new_run(f"w{i}") for i in range(20)]
         seen: list[Appended] = []
         store.add_listener(seen.append)
-        stale = new_run()
-        await store.commit(stale)
-        twin = await store.load(stale.state.run_id)
-        twin.start_step(("x", 0), 1, T)
-        await store.commit(twin)
-        stale.start_step(("y", 0), 1, T)  # version 2 is taken: this one conflicts
+        stale = await stale_run(store)
         outcomes: dict[int, bool] = {}
 
         async def commit(index: int, run: Run) -> None:
@@ -119,12 +133,7 @@ class StoreContract:
     async def test_after_a_conflict_the_rest_of_a_batch_is_written_together(
         self, store: RunStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        stale = new_run()
-        await store.commit(stale)
-        twin = await store.load(stale.state.run_id)
-        twin.start_step(("x", 0), 1, T)
-        await store.commit(twin)
-        stale.start_step(("y", 0), 1, T)  # version 2 is taken: this one conflicts
+        stale = await stale_run(store)
         runs = [new_run(f"w{i}") for i in range(6)]
         batch = [
             Submission([run], list(run.collect_events()), [ClaimMode.KEEP])
@@ -147,11 +156,7 @@ class StoreContract:
         assert (await store.load(stale.state.run_id)).state.current == ("x", 0)
 
     async def test_two_writes_of_one_version_in_a_batch_one_wins(self, store: RunStore) -> None:
-        run = new_run()
-        await store.commit(run)
-        first, second = await store.load(run.state.run_id), await store.load(run.state.run_id)
-        first.start_step(("a", 0), 1, T)
-        second.start_step(("b", 0), 1, T)
+        run, first, second = await rivals(store)
         other = new_run()
         batch = [Submission([r], list(r.collect_events()), [ClaimMode.KEEP])
                  for r in (first, other, second)]  # fmt: skip

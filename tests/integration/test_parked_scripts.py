@@ -43,6 +43,16 @@ async def until_waiting(app: WorkflowApp, run_id: str, topic: str) -> None:
             await anyio.sleep(0.005)
 
 
+async def feed(app: WorkflowApp, run_id: str, name: str, *payloads: str) -> Any:
+    """Emit each payload once the run waits for it; the run's value at its end."""
+    for payload in payloads:
+        await until_waiting(app, run_id, f"go.{name}")
+        assert await app.emit(f"go.{name}", payload) == [run_id]
+    result = await app.wait_for(run_id, timeout=10)
+    assert result.status is RunStatus.COMPLETED
+    return result.value
+
+
 async def test_a_resumed_script_continues_where_it_parked(store_url: str) -> None:
     entered: list[str] = []
     unwound: list[str] = []
@@ -50,12 +60,7 @@ async def test_a_resumed_script_continues_where_it_parked(store_url: str) -> Non
     async with WorkflowApp.open(store_url) as app:
         app.register_scripts([script])
         run_id = await app.start(script, {"id": "a"})
-        for payload in ("x", "y"):
-            await until_waiting(app, run_id, "go.a")
-            assert await app.emit("go.a", payload) == [run_id]
-        result = await app.wait_for(run_id, timeout=10)
-    assert result.status is RunStatus.COMPLETED
-    assert result.value == [1, "x", "y"]
+        assert await feed(app, run_id, "a", "x", "y") == [1, "x", "y"]
     assert entered == ["a"]  # one entry: each resume continued the parked execution
     assert unwound == ["a"]
 
@@ -63,7 +68,7 @@ async def test_a_resumed_script_continues_where_it_parked(store_url: str) -> Non
 async def test_a_script_given_up_unwinds_and_is_entered_again(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker, "PARKED_SCRIPTS", 1)  # room for 4 × concurrency = 4
+    monkeypatch.setattr(worker, "PARKED_SCRIPTS", 1)  # room for 4 x concurrency = 4
     entered: list[str] = []
     unwound: list[str] = []
     script = waiting_script("parked.evicted", entered, unwound)
@@ -76,11 +81,7 @@ async def test_a_script_given_up_unwinds_and_is_entered_again(
             await until_waiting(app, runs[name], f"go.{name}")
         assert sorted(unwound) == ["r0", "r1"]  # the two least recently parked
         for name, run_id in runs.items():
-            assert await app.emit(f"go.{name}", name) == [run_id]
-            await until_waiting(app, run_id, f"go.{name}")
-            assert await app.emit(f"go.{name}", "done") == [run_id]
-            result = await app.wait_for(run_id, timeout=10)
-            assert result.value == [1, name, "done"]
+            assert await feed(app, run_id, name, name, "done") == [1, name, "done"]
     entries = Counter(entered)
     assert entries["r0"] == entries["r1"] == 2  # the evicted two were entered again
     assert set(entries) == set(ids)
@@ -99,10 +100,5 @@ async def test_a_stopping_worker_unwinds_its_parked_scripts(durable_url: str) ->
     assert unwound == ["s"]  # closing the app gave the parked execution up
     async with WorkflowApp.open(durable_url) as app:
         app.register_scripts([script])
-        await until_waiting(app, run_id, "go.s")
-        assert await app.emit("go.s", "x") == [run_id]
-        await until_waiting(app, run_id, "go.s")
-        assert await app.emit("go.s", "y") == [run_id]
-        result = await app.wait_for(run_id, timeout=10)
-    assert result.value == [1, "x", "y"]
+        assert await feed(app, run_id, "s", "x", "y") == [1, "x", "y"]
     assert entered == ["s", "s"]  # entered again by the new worker, the step not run again
