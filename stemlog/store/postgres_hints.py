@@ -25,11 +25,11 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from stemlog.store.base import StoreCore
 from stemlog.store.postgres_recorder import (
-    READY_CHANNEL,
     StemlogPostgresRecorder,
     datastore_of,
     own_connection_settings,
 )
+from stemlog.store.postgres_sql import READY_CHANNEL
 
 logger = logging.getLogger("stemlog.store")
 
