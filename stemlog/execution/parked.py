@@ -132,7 +132,7 @@ class ScriptExecution:
         It reports to the drive however it ends; cancelled (the worker stops), it
         reports :class:`StopDrive`, so a drive waiting on it stops too.
         """
-        report = _Report(True, StopDrive())
+        report: _Report | None = None
         try:
             drive = await self._drives.take()
             if drive is None:
@@ -144,7 +144,7 @@ class ScriptExecution:
                 raise
             report = _Report(True, error)
         finally:
-            self._reports.put(report)
+            self._reports.put(report or _Report(True, StopDrive()))
 
     async def advance(self, drive: Drive) -> bool:
         """Run the script with ``drive`` until it parks again (``False``) or ends (``True``).

@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError
 
 from stemlog.clock import Clock, to_micros
 from stemlog.store.group_commit import CONFLICT, Submission
-from stemlog.store.index import AppendResult, IndexedRecorder, IndexEntry
+from stemlog.store.index import AppendConflict, AppendResult, IndexedRecorder, IndexEntry
 from stemlog.store.log import RunLog
 
 
@@ -43,9 +43,9 @@ class Appender:
         self._store = store
 
     def write(self, batch: list[Submission]) -> None:
-        """Write the batch in one transaction; after a conflict, the submissions of the
-        runs that conflicted each on its own and the rest together again. Store
-        faults are raised (the caller retries the unwritten ones)."""
+        """Write the batch in one transaction; after a conflict, tell the submissions of
+        the runs that conflicted so and write the rest together again. Store faults
+        are raised (the caller retries the unwritten ones)."""
         together = [s for s in batch if s.positions is None and s.outcome is None]
         for submission in together:
             submission.tries += 1
@@ -67,7 +67,8 @@ class Appender:
                 [entry for submission in batch for entry in submission.entries],
             )
         except IntegrityError as error:
-            return self._write_around(batch, getattr(error, "run_ids", frozenset()))
+            taken = error.run_ids if isinstance(error, AppendConflict) else frozenset[UUID]()
+            return self._write_around(batch, taken)
         for submission in batch:
             submission.positions, positions = (
                 positions[: len(submission.events)],

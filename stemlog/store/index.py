@@ -288,9 +288,7 @@ def taken_runs(recorder: VersionReader, stored_events: Sequence[StoredEvent]) ->
     """
     first: dict[UUID, int] = {}
     for event in stored_events:
-        uuid = event.originator_id if isinstance(event.originator_id, UUID) else UUID(
-            str(event.originator_id))  # fmt: skip
-        first.setdefault(uuid, event.originator_version)
+        first.setdefault(UUID(str(event.originator_id)), event.originator_version)
     return frozenset(
         uuid for uuid, version in first.items()
         if recorder.select_events(uuid, gt=version - 1, lte=version, limit=1)
