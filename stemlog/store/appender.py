@@ -115,9 +115,11 @@ class Appender:
             touched = any(event.originator_id in taken for event in submission.events)
             (touching if touched else rest).append(submission)
         if not touching:
-            touching, rest = rest, []
+            for submission in batch:
+                self._write_alone(submission)
+            return []
         for submission in touching:
-            if submission.tries == 1 and taken:
+            if submission.tries == 1:
                 submission.outcome = CONFLICT
             else:
                 self._write_alone(submission)

@@ -92,7 +92,7 @@ class GroupCommit:
         self._writing = True
         try:
             batch, self._queue = self._queue, []
-            if not self._written_inline(batch):
+            if not self._settled_inline(batch):
                 with CancelScope(shield=True):  # a write that went away always finishes
                     await self._write_away(batch)
             for submission in batch:
@@ -105,9 +105,10 @@ class GroupCommit:
             if self._queue and self._queue[0].wake is not None:
                 self._queue[0].wake.set()  # hand the lead to the next submitter
 
-    def _written_inline(self, batch: list[Submission]) -> bool:
+    def _settled_inline(self, batch: list[Submission]) -> bool:
         """Write the batch on the event loop if :meth:`_inline` says so (no await, so
-        nothing can cancel it: no shield to pay for); ``False`` if it must go away."""
+        nothing can cancel it: no shield to pay for): ``True`` once it is written or
+        failed for good, ``False`` if it must go away (a thread, with retries)."""
         if not self._inline(batch):
             return False
         try:
